@@ -1,0 +1,327 @@
+"""The search loop: alternate the shared weights (omega) and the strategy (theta).
+
+    for epoch in range(epochs):
+        omega phase: for each training minibatch, take one architecture from
+                     `strategy.train_samples(1)`, cross-entropy through the supernet, clip, SGD
+        theta phase: `strategy_steps` times: archs = strategy.ask(n); rewards = evaluator(archs);
+                     strategy.tell(archs, rewards)
+        validation of the epoch's best architecture, TensorBoard, checkpoint
+
+The loop's whole state (weights, strategy, optimizer, positions, recurrent states, RNG) is
+saved every `checkpoint_every` omega steps and at the end of each epoch; `resume` continues
+exactly where the checkpoint was written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from enas.checkpoint import rng_state, save_checkpoint, set_rng_state
+from enas.optim import lr_factor, set_lr
+from enas.tb import log_arch_image, log_scalars
+from enas.utils import state_is_finite
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many non-finite losses in a row: the run stops, the last good checkpoint stays."""
+
+
+@dataclass
+class SearchSettings:
+    """Numbers that shape a search run (the entry point fills them from the config)."""
+
+    epochs: int = 10
+    omega_steps: int | None = None        # omega steps per epoch (None: one pass over the data)
+    max_steps: int | None = None          # stop after this many omega steps in total
+    strategy_steps: int = 10              # theta steps per epoch
+    archs_per_step: int = 1               # architectures scored per theta step
+    lr: float = 0.25
+    lr_schedule: str = "constant"
+    lr_kwargs: dict | None = None         # decay, decay_start, t0, t_mul, lr_min
+    grad_clip: float = 0.0
+    valid_batches: int | None = None      # batches for the epoch's validation (None: all)
+    checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
+    log_every: int = 50
+    max_nonfinite: int = 10               # consecutive non-finite losses before stopping
+
+
+class SearchLoop:
+    """Runs a search (see module docstring); `state_dict()` is the checkpoint's content."""
+
+    def __init__(self, task, space, supernet, strategy, evaluator, optimizer, settings: SearchSettings,
+                 run_dir: str, writer=None, metadata: dict | None = None, printer=print, surrogate=None):
+        self.task, self.space, self.supernet = task, space, supernet
+        self.strategy, self.evaluator, self.optimizer = strategy, evaluator, optimizer
+        self.s = settings
+        self.surrogate = surrogate        # optional pre-screening of proposals (enas.surrogate)
+        self.run_dir = run_dir
+        self.writer = writer
+        self.metadata = metadata or {}
+        self.print = printer
+        self.epoch = 0                    # current epoch
+        self.batch = 0                    # omega batches done in the current epoch
+        self.theta_done = False           # theta phase of the current epoch finished
+        self.global_step = 0              # omega steps done in total
+        self.train_state = None           # recurrent state along the training stream
+        self.nonfinite_total = 0
+        self.history: list[dict] = []     # per-epoch summary
+        self.best_so_far = -math.inf
+        self.epoch_rewards: list[float] = []
+        self.epoch_archs: list = []
+        self._consecutive_nonfinite = 0
+
+    @property
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.run_dir, "checkpoint.pt")
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run (or continue) until `epochs` or `max_steps`; returns the last epoch summary."""
+        while self.epoch < self.s.epochs:
+            if not self._omega_phase():
+                self.save()
+                self.print(f"stopped at max_steps={self.s.max_steps} (step {self.global_step}); "
+                           f"checkpoint {self.checkpoint_path}")
+                return self.history[-1] if self.history else {}
+            if not self.theta_done:
+                self._theta_phase()
+                self.theta_done = True
+            self._end_epoch()
+        return self.history[-1] if self.history else {}
+
+    def _steps_this_epoch(self) -> int:
+        if self.supernet is None or self.s.omega_steps == 0:
+            return 0                      # no shared weights to train (standalone evaluation)
+        return min(self.s.omega_steps or self.task.num_train_batches, self.task.num_train_batches)
+
+    def _current_lr(self) -> float:
+        kw = dict(self.s.lr_kwargs or {})
+        lr_min = kw.pop("lr_min", 0.0)
+        factor = lr_factor(self.s.lr_schedule, self.epoch, min_ratio=lr_min / self.s.lr,
+                           total_epochs=self.s.epochs, **kw)
+        return self.s.lr * factor
+
+    def _omega_phase(self) -> bool:
+        """Train the shared weights; False when `max_steps` stopped it early."""
+        steps = self._steps_this_epoch()
+        if self.batch >= steps:
+            return True
+        lr = self._current_lr()
+        set_lr(self.optimizer, lr)
+        self.supernet.train()
+        if self.batch == 0 or self.train_state is None:
+            self.train_state = self.task.init_state(self.supernet, "train")
+        window_loss, window_count, t0 = 0.0, 0, time.time()
+        for batch in self.task.train_batches(self.epoch, self.batch):
+            if self.batch >= steps:
+                break
+            if self.s.max_steps is not None and self.global_step >= self.s.max_steps:
+                return False
+            loss = self._omega_step(batch)
+            self.batch += 1
+            self.global_step += 1
+            if loss is not None:
+                window_loss, window_count = window_loss + loss, window_count + 1
+            if self.s.log_every and self.global_step % self.s.log_every == 0 and window_count:
+                self._log_train(window_loss / window_count, lr, steps, time.time() - t0)
+                window_loss, window_count, t0 = 0.0, 0, time.time()
+            if self.s.checkpoint_every and self.global_step % self.s.checkpoint_every == 0:
+                self.save()
+        return True
+
+    def _omega_step(self, batch) -> float | None:
+        """One SGD step on one sampled architecture; None when the loss was not finite."""
+        arch = self.strategy.train_samples(1)[0]
+        loss, state = self.task.loss(self.supernet, batch, self.train_state, arch)
+        if not torch.isfinite(loss) or not state_is_finite(state):
+            self._skip_nonfinite(loss)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.s.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.s.grad_clip)
+        self.optimizer.step()
+        self.train_state = state
+        self._consecutive_nonfinite = 0
+        return loss.item()
+
+    def _skip_nonfinite(self, loss) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.train_state = self.task.init_state(self.supernet, "train")
+        self.nonfinite_total += 1
+        self._consecutive_nonfinite += 1
+        log_scalars(self.writer, "supernet", {"nonfinite_steps": self.nonfinite_total}, self.global_step)
+        self.print(f"warning: non-finite loss ({loss.item()}) at step {self.global_step}; step skipped")
+        if self._consecutive_nonfinite >= self.s.max_nonfinite:
+            raise NonFiniteLossError(
+                f"{self._consecutive_nonfinite} non-finite losses in a row at step {self.global_step}: "
+                f"stopping (lower the learning rate or raise grad_clip); the last good checkpoint "
+                f"is {self.checkpoint_path}")
+
+    def _log_train(self, loss: float, lr: float, steps: int, seconds: float) -> None:
+        values = {"train_loss": loss, "lr": lr}
+        if self.task.kind == "lm":
+            values["train_ppl"] = math.exp(min(loss, 50.0))
+        log_scalars(self.writer, "supernet", values, self.global_step)
+        rate = self.s.log_every / max(seconds, 1e-9)
+        extra = f" ppl {values['train_ppl']:.1f}" if "train_ppl" in values else ""
+        self.print(f"epoch {self.epoch + 1}/{self.s.epochs} step {self.batch}/{steps} "
+                   f"loss {loss:.3f}{extra} lr {lr:.4g} | {rate:.1f} steps/s")
+
+    def _theta_phase(self) -> None:
+        """Score strategy proposals with the evaluator and tell the strategy.
+
+        Synchronous evaluators score `archs_per_step` architectures per step; an asynchronous
+        one keeps its workers busy and reports each result as it arrives (NAS-RL), for the
+        same budget of architectures.
+        """
+        budget = self.s.strategy_steps * self.s.archs_per_step
+        self.evaluator.begin_phase(self.epoch)
+        if getattr(self.evaluator, "asynchronous", False):
+            self.evaluator.run_async(self._propose, self._tell, budget)
+        else:
+            for _ in range(self.s.strategy_steps):
+                archs = self._propose(self.s.archs_per_step)
+                self._tell(archs, self.evaluator.evaluate(archs))
+        if self.supernet is not None:
+            self.supernet.train()
+
+    def _propose(self, n: int) -> list:
+        """n architectures to evaluate; with a surrogate, the best n of a larger pool it ranked."""
+        if self.surrogate is None:
+            return self.strategy.ask(n)
+        pool = self.strategy.ask(max(n, math.ceil(n / self.surrogate.share)))
+        return self.surrogate.select(pool, n)
+
+    def _tell(self, archs, rewards) -> None:
+        stats = self.strategy.tell(archs, rewards)
+        if self.surrogate is not None:
+            self.surrogate.observe(archs, rewards)
+        self.epoch_rewards.extend(rewards)
+        self.epoch_archs.extend(archs)
+        log_scalars(self.writer, self.strategy.log_prefix, stats, self.global_step)
+
+    def _end_epoch(self) -> None:
+        summary = self._epoch_summary()
+        self.history.append(summary)
+        self.epoch += 1
+        self.batch = 0
+        self.theta_done = False
+        self.train_state = None
+        self.epoch_rewards, self.epoch_archs = [], []
+        self.save()
+
+    def _epoch_summary(self) -> dict:
+        step = self.global_step
+        summary = {"epoch": self.epoch + 1, "step": step}
+        if self.epoch_rewards:
+            best_i = max(range(len(self.epoch_rewards)), key=self.epoch_rewards.__getitem__)
+            best_arch = self.epoch_archs[best_i]
+            self.best_so_far = max(self.best_so_far, self.epoch_rewards[best_i])
+            rewards = self.epoch_rewards
+            summary.update(reward_mean=statistics.fmean(rewards), reward_max=max(rewards),
+                           reward_min=min(rewards), reward_std=statistics.pstdev(rewards),
+                           best_so_far=self.best_so_far)
+            log_scalars(self.writer, "search", {k: summary[k] for k in
+                                                ("reward_mean", "reward_max", "reward_min", "reward_std",
+                                                 "best_so_far")}, step)
+            if self.writer is not None:
+                self.writer.add_histogram("search/rewards", torch.tensor(rewards), step)
+            self._log_arch_stats(self.epoch_archs, step)
+            if self.supernet is not None:
+                metrics = self.task.evaluate(self.supernet, "valid", best_arch, self.s.valid_batches)
+                summary.update({f"valid_{k}": v for k, v in metrics.items()})
+                log_scalars(self.writer, "supernet", {f"valid_{k}": v for k, v in metrics.items()}, step)
+            summary["best_arch"] = self.space.describe(best_arch)
+            log_arch_image(self.writer, "search/best_arch_of_epoch", self.space, best_arch, step,
+                           title=f"epoch {self.epoch + 1} reward {self.epoch_rewards[best_i]:.4f}")
+        self.print(self._format_summary(summary))
+        return summary
+
+    def _format_summary(self, s: dict) -> str:
+        parts = [f"== epoch {s['epoch']}/{self.s.epochs} done (step {s['step']})"]
+        if "reward_mean" in s:
+            parts.append(f"reward mean {s['reward_mean']:.4f} max {s['reward_max']:.4f} "
+                         f"best so far {s['best_so_far']:.4f}")
+            metric = self.task.metric
+            if "valid_" + metric in s:
+                parts.append(f"valid {metric} of the epoch's best {s['valid_' + metric]:.4g}")
+        return " | ".join(parts)
+
+    def _log_arch_stats(self, archs, step: int) -> None:
+        """Share of each op label and skip rate among the sampled architectures."""
+        ops, bits_on, bits = Counter(), 0, 0
+        for arch in archs:
+            for d, c in zip(self.space.decisions(), arch.choices):
+                if d.kind == "op":
+                    ops[(d.labels, c)] += 1
+                elif d.kind == "skip":
+                    bits_on, bits = bits_on + sum(c), bits + len(c)
+        per_label = Counter()
+        for (labels, c), n in ops.items():
+            per_label[labels[c]] += n
+        total = sum(per_label.values())
+        if total:
+            log_scalars(self.writer, "arch/op_share", {k: v / total for k, v in per_label.items()}, step)
+        if bits:
+            log_scalars(self.writer, "arch", {"skip_rate": bits_on / bits}, step)
+
+    # --- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "kind": "search",
+            **self.metadata,
+            "supernet": None if self.supernet is None else self.supernet.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
+            "evaluator": self.evaluator.state_dict(),
+            "position": {"epoch": self.epoch, "batch": self.batch, "theta_done": self.theta_done,
+                         "global_step": self.global_step},
+            "train_state": self.train_state,
+            "nonfinite_total": self.nonfinite_total,
+            "history": self.history,
+            "best_so_far": self.best_so_far,
+            "epoch_rewards": list(self.epoch_rewards),
+            "epoch_archs": [list(list(c) if isinstance(c, tuple) else c for c in a.choices)
+                            for a in self.epoch_archs],
+            "best": [{"choices": [list(c) if isinstance(c, tuple) else c for c in a.choices], "reward": r}
+                     for a, r in self.strategy.best()],
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        from enas.arch import Architecture
+        if self.supernet is not None:
+            self.supernet.load_state_dict(state["supernet"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.surrogate is not None:
+            self.surrogate.load_state_dict(state["surrogate"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.evaluator.load_state_dict(state["evaluator"])
+        pos = state["position"]
+        self.epoch, self.batch = pos["epoch"], pos["batch"]
+        self.theta_done, self.global_step = pos["theta_done"], pos["global_step"]
+        self.train_state = state["train_state"]
+        self.nonfinite_total = state["nonfinite_total"]
+        self.history = state["history"]
+        self.best_so_far = state["best_so_far"]
+        self.epoch_rewards = list(state["epoch_rewards"])
+        self.epoch_archs = [Architecture(self.space.name, tuple(c)) for c in state["epoch_archs"]]
+        set_rng_state(state["rng"])
+
+    def save(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+
+
+def print_flush(*args) -> None:
+    print(*args, flush=True)
+    sys.stdout.flush()

@@ -1,0 +1,149 @@
+"""The SearchSpace interface, the space registry and the graph description used for drawings.
+
+A space knows its decisions (what a strategy must fill), how to build the shared supernet
+(every candidate op's parameters, executing only the sampled subgraph) and how to build a
+standalone network holding only one architecture's parameters.
+
+Model calling conventions (the `Task` relies on them):
+- language-model spaces ("lm"): `model(tokens (T, B), hidden, arch) -> (logits (T, B, V), hidden)`;
+  a supernet needs `arch`, a standalone network ignores it. `model.init_hidden(batch_size)`.
+- image spaces ("image"): `model(images (B, C, H, W), arch) -> logits (B, K)`, or in training
+  with an auxiliary head `(logits, aux_logits)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from enas.arch import Architecture, ArchitectureError, Decision, validate_choices
+
+SPACES: dict[str, type["SearchSpace"]] = {}
+
+
+def register_space(name: str) -> Callable[[type], type]:
+    """Class decorator: make a space available as `space=<name>`."""
+    def wrap(cls):
+        cls.name = name
+        SPACES[name] = cls
+        return cls
+    return wrap
+
+
+def build_space(name: str, **structure) -> "SearchSpace":
+    """Instantiate a registered space by name."""
+    import enas.spaces  # noqa: F401  (registers the built-in spaces)
+    if name not in SPACES:
+        raise ValueError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}")
+    return SPACES[name](**structure)
+
+
+@dataclass
+class Graph:
+    """A drawable DAG: `nodes` are (id, label) pairs, `edges` (src, dst, label) triples.
+
+    `clusters` optionally names groups of nodes drawn as separate panels (e.g. the normal
+    and the reduction cell).
+    """
+
+    nodes: list[tuple[str, str]] = field(default_factory=list)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    clusters: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dot(self, title: str = "") -> str:
+        lines = ["digraph arch {", "  rankdir=LR;"]
+        if title:
+            lines.append(f'  label="{title}";')
+        clustered = set()
+        for i, (name, members) in enumerate(self.clusters.items()):
+            lines.append(f'  subgraph cluster_{i} {{ label="{name}";')
+            for m in members:
+                clustered.add(m)
+                lines.append(f'    "{m}" [label="{dict(self.nodes)[m]}"];')
+            lines.append("  }")
+        for node_id, label in self.nodes:
+            if node_id not in clustered:
+                lines.append(f'  "{node_id}" [label="{label}"];')
+        for src, dst, label in self.edges:
+            lines.append(f'  "{src}" -> "{dst}"' + (f' [label="{label}"]' if label else "") + ";")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+class SearchSpace(ABC):
+    """A search space: ordered decisions plus builders for the supernet and standalone networks.
+
+    Constructor arguments are the *structure* (numbers of nodes or layers): they fix the
+    decisions and travel with every architecture (arch.json "structure"). Sizes (hidden units,
+    channels, dropouts) are arguments of the builders, so one architecture can be trained at
+    another size.
+    """
+
+    name: str = ""
+    task: str = ""  # "lm" or "image": which Task its models plug into
+
+    @abstractmethod
+    def structure(self) -> dict:
+        """The constructor arguments, to rebuild this space (saved with architectures)."""
+
+    @abstractmethod
+    def decisions(self) -> list[Decision]:
+        """The ordered decisions a strategy must fill."""
+
+    @abstractmethod
+    def build_supernet(self, **sizes) -> nn.Module:
+        """The shared DAG holding every candidate op's parameters; `forward(..., arch)`."""
+
+    @abstractmethod
+    def build_network(self, arch: Architecture, **sizes) -> nn.Module:
+        """A standalone model holding only `arch`'s parameters."""
+
+    @abstractmethod
+    def graph(self, arch: Architecture) -> Graph:
+        """The architecture as a drawable graph."""
+
+    def validate(self, arch: Architecture) -> Architecture:
+        """Raise ArchitectureError naming the wrong decision; return the canonical form."""
+        return validate_choices(self.name, self.decisions(), arch)
+
+    def describe(self, arch: Architecture) -> str:
+        """A readable genotype: one `name=choice` per decision."""
+        return " ".join(f"{d.name}={d.describe(c)}" for d, c in zip(self.decisions(), arch.choices))
+
+    def to_dot(self, arch: Architecture) -> str:
+        """Graphviz source of the drawing."""
+        return self.graph(arch).to_dot(self.name)
+
+    def arch_from_dict(self, data: dict, source: str = "architecture") -> Architecture:
+        """Build and validate an architecture from its JSON form; errors name `source`."""
+        if data.get("space") != self.name:
+            raise ArchitectureError(f"{source}: architecture of space {data.get('space')!r}, expected {self.name!r}")
+        given = data.get("structure") or {}
+        if given and given != self.structure():
+            raise ArchitectureError(f"{source}: structure {given} does not match space {self.name!r} {self.structure()}")
+        try:
+            return self.validate(Architecture(self.name, tuple(data["choices"])))
+        except ArchitectureError as e:
+            raise ArchitectureError(f"{source}: {e}") from None
+
+    def arch_to_dict(self, arch: Architecture, **extra) -> dict:
+        """The JSON form of `arch`, with structure and genotype."""
+        return arch.to_dict(self.structure(), self.describe(arch), **extra)
+
+    def load_inherited(self, network: nn.Module, supernet: nn.Module, arch: Architecture) -> None:
+        """Weight inheritance: copy `arch`'s parameters from the supernet into `network`.
+
+        The default matches parameter names: a standalone network names each parameter as
+        the supernet does. Spaces whose layouts differ override this.
+        """
+        source = supernet.state_dict()
+        target = network.state_dict()
+        missing = [k for k in target if k not in source]
+        if missing:
+            raise KeyError(f"supernet of {self.name!r} lacks parameters {missing[:5]}")
+        with torch.no_grad():
+            network.load_state_dict({k: source[k].clone() for k in target})

@@ -1,0 +1,140 @@
+"""REINFORCE on the LSTM controller (ENAS / NAS-RL policy gradient).
+
+loss = -mean((R - b) * log pi(arch)) - entropy_weight * mean(H) + skip_weight * mean(KL(skip || target))
+
+with b a moving-average baseline (b <- decay * b + (1 - decay) * R, per architecture) and R the
+reward of each architecture. Adam on the controller's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from enas.arch import Architecture
+from enas.spaces.base import SearchSpace
+from enas.strategies.base import Strategy, register_strategy
+from enas.strategies.controller import Controller
+
+
+@register_strategy("reinforce")
+class Reinforce(Strategy):
+    """The ENAS controller trained with REINFORCE and a moving-average baseline."""
+
+    has_parameters = True
+    log_prefix = "controller"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, top_k: int = 20, lstm_size: int = 100,
+                 tanh_c: float = 2.5, op_tanh_reduce: float = 1.0, temperature: float = 5.0,
+                 lr: float = 1e-3, entropy_weight: float = 1e-3, baseline_decay: float = 0.99,
+                 skip_target: float = 0.4, skip_weight: float = 0.0, grad_clip: float = 0.0):
+        super().__init__(space, seed=seed, top_k=top_k)
+        self.controller = Controller(self.decisions, lstm_size=lstm_size, tanh_c=tanh_c,
+                                     op_tanh_reduce=op_tanh_reduce, temperature=temperature,
+                                     skip_target=skip_target)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.skip_weight = skip_weight
+        self.grad_clip = grad_clip
+        self.baseline: float | None = None
+
+    def to(self, device) -> "Reinforce":
+        self.controller.to(device)
+        for state in self.optimizer.state.values():
+            for k, v in state.items():
+                if torch.is_tensor(v) and k != "step":
+                    state[k] = v.to(device)
+        return self
+
+    # --- sampling -------------------------------------------------------------------------
+    def _to_archs(self, choices: list[torch.Tensor], n: int) -> list[Architecture]:
+        columns = [c.tolist() for c in choices]
+        return [Architecture(self.space.name, tuple(tuple(col[j]) if d.kind == "skip" else col[j]
+                                                    for d, col in zip(self.decisions, columns)))
+                for j in range(n)]
+
+    @torch.no_grad()
+    def ask(self, n: int) -> list[Architecture]:
+        """Sample n architectures from the controller."""
+        self.controller.eval()
+        return self._to_archs(self.controller(n).choices, n)
+
+    def train_samples(self, n: int) -> list[Architecture]:
+        """ENAS trains the shared weights on the controller's own samples."""
+        return self.ask(n)
+
+    @torch.no_grad()
+    def greedy(self) -> Architecture:
+        """The most likely architecture under the controller (argmax at every decision)."""
+        self.controller.eval()
+        return self._to_archs(self.controller(1, greedy=True).choices, 1)[0]
+
+    def proposals(self, n: int) -> list[Architecture]:
+        """n controller samples, the greedy architecture and the best seen, without repeats."""
+        seen, out = set(), []
+        for arch in [self.greedy()] + self.ask(n) + super().proposals(self.top_k):
+            if arch.key() not in seen:
+                seen.add(arch.key())
+                out.append(arch)
+        return out
+
+    @torch.no_grad()
+    def log_prob(self, archs: Sequence[Architecture]) -> torch.Tensor:
+        """log pi(arch) under the current controller, (n,)."""
+        self.controller.eval()
+        return self.controller(len(archs), actions=self._actions(archs)).log_prob
+
+    def _actions(self, archs: Sequence[Architecture]) -> list[torch.Tensor]:
+        return [torch.tensor([a.choices[i] for a in archs], dtype=torch.long)
+                for i in range(len(self.decisions))]
+
+    # --- learning -------------------------------------------------------------------------
+    def tell(self, archs: Sequence[Architecture], rewards: Sequence[float]) -> dict[str, float]:
+        """One REINFORCE update on a batch of (architecture, reward) pairs."""
+        super().tell(archs, rewards)
+        self.controller.train()
+        out = self.controller(len(archs), actions=self._actions(archs))
+        reward = torch.tensor([float(r) for r in rewards], device=out.log_prob.device)
+        baselines = self._baselines([float(r) for r in rewards])
+        advantage = reward - torch.tensor(baselines, device=reward.device)
+        loss = (-(advantage * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
+                + self.skip_weight * out.skip_kl.mean())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = (torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
+                     if self.grad_clip else torch.tensor(0.0))
+        self.optimizer.step()
+        stats = {"reward": reward.mean().item(), "baseline": float(self.baseline),
+                 "advantage": advantage.mean().item(), "entropy": out.entropy.mean().item(),
+                 "log_prob": out.log_prob.mean().item(), "loss": loss.item(),
+                 "grad_norm": float(grad_norm)}
+        skips = sum(d.num_choices for d in self.decisions if d.kind == "skip")
+        if skips:
+            stats["skip_rate"] = (out.skip_count / skips).mean().item()
+            stats["skip_kl"] = out.skip_kl.mean().item()
+        return stats
+
+    def _baselines(self, rewards: list[float]) -> list[float]:
+        """Baseline seen by each reward (updated after each one, as ENAS does per sample)."""
+        seen = []
+        for r in rewards:
+            if self.baseline is None:
+                self.baseline = r
+            seen.append(self.baseline)
+            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * r
+        return seen
+
+    # --- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(controller=self.controller.state_dict(), optimizer=self.optimizer.state_dict(),
+                     baseline=self.baseline)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline = state["baseline"]

@@ -1,0 +1,199 @@
+"""Tasks: what a model is trained and scored on (batches, loss, metric, reward).
+
+Two tasks share one interface, so the search loop, derive, the evaluators and final training
+never look at the kind of data:
+
+    task.num_train_batches                     batches per epoch
+    task.train_batches(epoch, start=0)         iterator over that epoch's batches from `start`
+    task.valid_batches(start=0)                endless iterator of validation batches (rewards)
+    task.init_state(model, batch_size=None)    recurrent state (None for images)
+    task.loss(model, batch, state, arch)       -> (mean loss, new detached state)
+    task.reward(model, batch, state, arch)     -> (reward, new state), no gradient
+    task.evaluate(model, split, arch, max_batches) -> {"loss": ..., metric: ...}, fixed order
+    task.model_sizes()                         builder kwargs the data decides (vocab, classes)
+
+`LanguageModel`: bptt windows, hidden state carried across batches and detached, perplexity,
+reward c / ppl. `ImageClassification`: accuracy, reward = accuracy on a validation batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from enas.utils import detach_state
+
+
+class LanguageModel:
+    """Word-level language modelling on a `Corpus` (see enas.data.text)."""
+
+    kind = "lm"
+    metric = "ppl"
+    higher_is_better = False
+
+    def __init__(self, corpus, batch_size: int, eval_batch_size: int, bptt: int, device,
+                 reward_c: float = 80.0, test_batch_size: int = 1):
+        from enas.data.text import batchify
+        self.vocab_size = len(corpus.vocab)
+        self.bptt = bptt
+        self.reward_c = reward_c
+        self.device = torch.device(device)
+        self.splits = {"train": batchify(corpus.train, batch_size).to(self.device),   # (T, B)
+                       "valid": batchify(corpus.valid, eval_batch_size).to(self.device),
+                       "test": batchify(corpus.test, test_batch_size).to(self.device)}
+        for name, data in self.splits.items():
+            if data.shape[0] < 2:
+                raise ValueError(f"the {name} split is too short for batch size {data.shape[1]}")
+
+    def model_sizes(self) -> dict:
+        return {"vocab_size": self.vocab_size}
+
+    def _windows(self, split: str) -> list[tuple[int, int]]:
+        length = self.splits[split].shape[0]
+        return [(i, min(self.bptt, length - 1 - i)) for i in range(0, length - 1, self.bptt)]
+
+    def _batch(self, split: str, window: tuple[int, int]):
+        data = self.splits[split]
+        i, n = window
+        return data[i:i + n], data[i + 1:i + 1 + n]          # inputs, targets: (T, B)
+
+    @property
+    def num_train_batches(self) -> int:
+        return len(self._windows("train"))
+
+    def num_batches(self, split: str) -> int:
+        return len(self._windows(split))
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator:
+        for window in self._windows("train")[start:]:
+            yield self._batch("train", window)
+
+    def valid_batches(self, start: int = 0) -> Iterator:
+        windows = self._windows("valid")
+        for k in itertools.count(start):
+            yield self._batch("valid", windows[k % len(windows)])
+
+    def batch_size(self, split: str) -> int:
+        return self.splits[split].shape[1]
+
+    def init_state(self, model, split: str = "train"):
+        return model.init_hidden(self.batch_size(split))
+
+    def _nll(self, model, batch, state, arch):
+        inputs, targets = batch
+        logits, state = model(inputs, state, arch)            # (T, B, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return loss, state
+
+    def loss(self, model, batch, state, arch=None, aux_weight: float = 0.0):
+        loss, state = self._nll(model, batch, state, arch)
+        return loss, detach_state(state)
+
+    @torch.no_grad()
+    def reward(self, model, batch, state, arch=None):
+        loss, state = self._nll(model, batch, state, arch)
+        value = loss.item()
+        if not math.isfinite(value):      # a diverged architecture earns the worst reward
+            return 0.0, self.init_state(model, "valid")
+        return self.reward_c / math.exp(min(value, 50.0)), detach_state(state)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, arch=None, max_batches: int | None = None) -> dict:
+        """Token-weighted loss and perplexity over the split's first `max_batches` windows."""
+        state = self.init_state(model, split)
+        total, count = 0.0, 0
+        for window in self._windows(split)[:max_batches]:
+            batch = self._batch(split, window)
+            loss, state = self._nll(model, batch, state, arch)
+            n = batch[1].numel()
+            total, count = total + loss.item() * n, count + n
+        mean = total / max(count, 1)
+        return {"loss": mean, "ppl": math.exp(min(mean, 50.0)) if math.isfinite(mean) else math.inf}
+
+    def score(self, metrics: dict) -> float:
+        """The reward that `metrics` of a whole evaluation correspond to."""
+        return self.reward_c / metrics["ppl"]
+
+
+class ImageClassification:
+    """Image classification on tensors kept on the device (see enas.data.images.ImageBatches)."""
+
+    kind = "image"
+    metric = "acc"
+    higher_is_better = True
+
+    def __init__(self, train, valid, test, num_classes: int, seed: int = 0):
+        self.splits = {"train": train, "valid": valid, "test": test}
+        self.num_classes = num_classes
+        self.seed = seed
+        first = train.x
+        self.in_channels, self.image_size = int(first.shape[1]), int(first.shape[-1])
+
+    def model_sizes(self) -> dict:
+        return {"num_classes": self.num_classes, "in_channels": self.in_channels,
+                "image_size": self.image_size}
+
+    def _generator(self, *key: int) -> torch.Generator:
+        g = torch.Generator()  # on the CPU: the same batches whatever the device
+        g.manual_seed(hash((self.seed,) + key) % (2**63))
+        return g
+
+    @property
+    def num_train_batches(self) -> int:
+        return self.splits["train"].num_batches
+
+    def num_batches(self, split: str) -> int:
+        return self.splits[split].num_batches
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator:
+        # The epoch's shuffle and augmentation come from a generator keyed by (seed, epoch),
+        # so resuming mid-epoch replays the same batches.
+        return itertools.islice(self.splits["train"].epoch(self._generator(0, epoch)), start, None)
+
+    def valid_batches(self, start: int = 0) -> Iterator:
+        valid = self.splits["valid"]
+        per_pass = valid.num_batches
+        k = start
+        while True:
+            for batch in itertools.islice(valid.epoch(self._generator(1, k // per_pass)), k % per_pass, None):
+                yield batch
+                k += 1
+
+    def init_state(self, model, split: str = "train"):
+        return None
+
+    @staticmethod
+    def _split_outputs(outputs):
+        return outputs if isinstance(outputs, tuple) else (outputs, None)
+
+    def loss(self, model, batch, state=None, arch=None, aux_weight: float = 0.0):
+        images, labels = batch
+        logits, aux = self._split_outputs(model(images, arch))
+        loss = F.cross_entropy(logits, labels)
+        if aux is not None and aux_weight:
+            loss = loss + aux_weight * F.cross_entropy(aux, labels)
+        return loss, None
+
+    @torch.no_grad()
+    def reward(self, model, batch, state=None, arch=None):
+        images, labels = batch
+        logits, _ = self._split_outputs(model(images, arch))
+        return (logits.argmax(1) == labels).float().mean().item(), None
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, arch=None, max_batches: int | None = None) -> dict:
+        """Loss and accuracy over the split's first `max_batches` batches, unaugmented, fixed order."""
+        total, correct, count = 0.0, 0, 0
+        for images, labels in self.splits[split].fixed_batches(max_batches):
+            logits, _ = self._split_outputs(model(images, arch))
+            total += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += int((logits.argmax(1) == labels).sum())
+            count += labels.numel()
+        return {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
+
+    def score(self, metrics: dict) -> float:
+        return metrics["acc"]

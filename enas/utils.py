@@ -1,0 +1,45 @@
+"""Small shared helpers: device choice, seeding, errors meant for the user."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, config value): printed as one line, no traceback."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def detach_state(state):
+    """Detach a recurrent state (a tensor, or a tuple/list of tensors) from the graph."""
+    if state is None:
+        return None
+    if torch.is_tensor(state):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
+
+
+def state_is_finite(state) -> bool:
+    if state is None:
+        return True
+    if torch.is_tensor(state):
+        return bool(torch.isfinite(state).all())
+    return all(state_is_finite(s) for s in state)
