@@ -12,6 +12,7 @@ import sys
 import traceback
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from enas.arch import ArchitectureError
 from enas.utils import UserError
@@ -22,7 +23,7 @@ def plain(node) -> dict:
     if node is None:
         return {}
     if isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
     return dict(node)
 
 
@@ -32,6 +33,10 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except MissingMandatoryValue as e:
+            print(f"error: missing value for {e.full_key} (give it on the command line: {e.full_key}=...)",
+                  file=sys.stderr, flush=True)
+            sys.exit(2)
         except (UserError, ArchitectureError, FileNotFoundError, ValueError) as e:
             if os.environ.get("ENAS_TRACEBACK"):
                 traceback.print_exc()
@@ -52,13 +57,19 @@ def build_task(data: dict, device, seed: int, batch_size: int | None = None, cut
     return _build_image_task(data, device, seed, batch_size, cutout)
 
 
-def _build_text_task(data: dict, device, batch_size):
+@functools.lru_cache(maxsize=2)
+def _cached_corpus(path: str | None):
+    # Tokenising PTB takes a few seconds; derive, rank checks and tests build tasks repeatedly.
     from enas.data.text import load_corpus
+    return load_corpus(path)
+
+
+def _build_text_task(data: dict, device, batch_size):
     from enas.tasks import LanguageModel
     path = data.get("path")
     if path is not None and not os.path.isdir(path):
         raise UserError(f"data.path={path}: no such directory (expected ptb.train.txt, ptb.valid.txt, ptb.test.txt)")
-    corpus = load_corpus(path)
+    corpus = _cached_corpus(path)
     return LanguageModel(corpus, batch_size=batch_size or data["batch_size"],
                          eval_batch_size=data["eval_batch_size"], bptt=data["bptt"], device=device,
                          reward_c=data.get("reward_c", 80.0), test_batch_size=data.get("test_batch_size", 1))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -57,9 +58,19 @@ def run_derive(cfg: dict) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="derive")
 @user_errors
-def main(cfg: DictConfig) -> None:
-    """Console script `enas-derive`."""
+def _hydra_main(cfg: DictConfig) -> None:
     run_derive(plain(cfg))
+
+
+def main() -> None:
+    """Console script `enas-derive`."""
+    args = sys.argv[1:]
+    # hydra.run.dir is ${run_dir}: without it Hydra fails before our code runs, so check first.
+    if not any(a.startswith("run_dir=") for a in args) and not any(a.startswith("-") for a in args):
+        print("error: missing value for run_dir (give it on the command line: run_dir=runs/search/<...>)",
+              file=sys.stderr, flush=True)
+        sys.exit(2)
+    _hydra_main()
 
 
 if __name__ == "__main__":
