@@ -10,6 +10,9 @@ import torch
 from enas.arch import Architecture, Decision
 from enas.spaces.base import Graph, SearchSpace
 
+# Tiny tensors: one thread avoids oversubscribing the 2 CI cores (much faster here).
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -16,6 +16,7 @@ from enas.checkpoint import load_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.cli.search import build_search
 from enas.derive import format_table, rank_candidates
+from enas.ranking import rank_by_recorded_rewards
 from enas.draw import save_png
 from enas.search_loop import print_flush
 from enas.utils import UserError, pick_device, seed_everything
@@ -34,10 +35,19 @@ def run_derive(cfg: dict) -> dict:
     loop = build_search(search_cfg, run_dir, device)
     loop.load_state_dict(state)
     seed_everything(options["seed"])
-    candidates = loop.strategy.proposals(options["num_samples"])
-    print_flush(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored on the "
-                f"first {options['valid_batches']} validation batches")
-    ranked = rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], print_flush)
+    if loop.supernet is None:
+        # Standalone evaluation: no shared weights to score with; rank by the rewards the
+        # children earned when they were trained during the search.
+        ranked = rank_by_recorded_rewards(loop.strategy, options["num_samples"], loop.task)
+        print_flush(f"derive: {len(ranked)} best architectures seen by strategy {loop.strategy.name}, ranked by "
+                    f"their standalone rewards ({loop.evaluator.name} evaluator)")
+        if not ranked:
+            raise UserError(f"{checkpoint}: the search recorded no evaluated architecture yet")
+    else:
+        candidates = loop.strategy.proposals(options["num_samples"])
+        print_flush(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored on the "
+                    f"first {options['valid_batches']} validation batches")
+        ranked = rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], print_flush)
     best, metrics, score = ranked[0]
     space, metric = loop.space, loop.task.metric
     data = space.arch_to_dict(

@@ -89,6 +89,8 @@ def run_search(cfg: DictConfig, run_dir: str) -> dict:
         raise UserError(str(e)) from None
     finally:
         writer.close()
+        if hasattr(loop.evaluator, "close"):
+            loop.evaluator.close()      # worker processes of standalone evaluators
     print_flush(f"done. checkpoint: {loop.checkpoint_path}")
     print_flush(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'tb')}")
     print_flush(f"next: enas-derive run_dir={run_dir}")

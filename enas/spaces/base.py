@@ -35,10 +35,19 @@ def register_space(name: str) -> Callable[[type], type]:
 
 
 def build_space(name: str, **structure) -> "SearchSpace":
-    """Instantiate a registered space by name."""
+    """Instantiate a registered space by name.
+
+    A "hyperparameters" entry in `structure` wraps the space in
+    `enas.spaces.hyperparams.WithHyperparameters` (one extra decision per hyperparameter).
+    """
     import enas.spaces  # noqa: F401  (registers the built-in spaces)
     if name not in SPACES:
         raise ValueError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}")
+    if "hyperparameters" in structure:
+        from enas.spaces.hyperparams import WithHyperparameters
+        structure = dict(structure)
+        hyperparameters = structure.pop("hyperparameters")
+        return WithHyperparameters(SPACES[name](**structure), hyperparameters)
     return SPACES[name](**structure)
 
 
@@ -137,13 +146,26 @@ class SearchSpace(ABC):
     def load_inherited(self, network: nn.Module, supernet: nn.Module, arch: Architecture) -> None:
         """Weight inheritance: copy `arch`'s parameters from the supernet into `network`.
 
-        The default matches parameter names: a standalone network names each parameter as
-        the supernet does. Spaces whose layouts differ override this.
+        A standalone network names each tensor as the supernet does, so tensors are matched by
+        name (and shape). Entries the supernet lacks may only belong to BatchNorm layers (the
+        standalone network's affine scale/shift and running statistics, which a supernet's
+        batch-statistics BN does not have); they keep their fresh values (scale 1, shift 0),
+        so the network computes exactly what the supernet computes.
         """
         source = supernet.state_dict()
-        target = network.state_dict()
-        missing = [k for k in target if k not in source]
+        bn_modules = {name for name, m in network.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        loaded, missing = {}, []
+        for key, value in network.state_dict().items():
+            if key in source:
+                if source[key].shape != value.shape:
+                    raise ValueError(f"{self.name}: tensor {key!r} has shape {tuple(value.shape)} in the network "
+                                     f"but {tuple(source[key].shape)} in the supernet")
+                loaded[key] = source[key].detach().clone()
+            elif key.rpartition(".")[0] in bn_modules:
+                loaded[key] = value
+            else:
+                missing.append(key)
         if missing:
             raise KeyError(f"supernet of {self.name!r} lacks parameters {missing[:5]}")
         with torch.no_grad():
-            network.load_state_dict({k: source[k].clone() for k in target})
+            network.load_state_dict(loaded)

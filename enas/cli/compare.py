@@ -1,0 +1,229 @@
+"""enas-compare: several strategies and seeds at an equal search budget, side by side.
+
+    enas-compare experiment=smoke_micro strategies=[random,evolution,tpe,reinforce] seeds=[0,1] \
+        out_dir=runs/compare/smoke search.epochs=3 trainer.epochs=1
+
+For each (strategy, seed): search into <out_dir>/<strategy>-seed<seed>/search (the search config
+composed from the same overrides, only strategy= and seed= differ), derive, train the derived
+architecture into .../train. Writes <out_dir>/comparison.md and comparison.csv.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import hydra
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from enas.checkpoint import load_checkpoint
+from enas.cli.common import CONFIG_DIR, plain, user_errors
+from enas.cli.derive import run_derive
+from enas.cli.search import run_search
+from enas.cli.train import run_train
+from enas.compare import failed_row, format_csv, format_markdown, run_row
+from enas.search_loop import print_flush
+from enas.utils import UserError
+
+# Keys of compare.yaml that are not forwarded to the runs; strategy/seed are set per run.
+OWN_KEYS = ("strategies", "seeds", "out_dir", "overrides", "derive_top")
+PER_RUN_KEYS = ("strategy", "seed")
+
+
+def override_key(override: str) -> str:
+    """The config key of a command-line override ("+a.b=1" -> "a.b", "~x" -> "x")."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def forwarded_overrides(task_overrides: list[str], extra: list[str]) -> list[str]:
+    """The command line's overrides that every run gets (minus compare's own keys), then `extra`."""
+    kept = []
+    for override in task_overrides:
+        key = override_key(override)
+        if key in OWN_KEYS:
+            continue
+        if key in PER_RUN_KEYS:
+            print_flush(f"note: {override} ignored: every run sets strategy= and seed= from strategies/seeds")
+            continue
+        kept.append(override)
+    return kept + list(extra)
+
+
+def check_lists(strategies, seeds) -> None:
+    """Clear errors for a bad `strategies` or `seeds` value."""
+    if not isinstance(strategies, list) or not strategies or not all(isinstance(s, str) for s in strategies):
+        raise UserError(f"strategies={strategies!r}: give a non-empty list of strategy names, "
+                        f"e.g. strategies=[random,evolution]")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds):
+        raise UserError(f"seeds={seeds!r}: give a non-empty list of integers, e.g. seeds=[0,1]")
+    duplicates = sorted({s for s in strategies if strategies.count(s) > 1})
+    if duplicates or len(set(seeds)) != len(seeds):
+        raise UserError(f"strategies={strategies} seeds={seeds}: remove the duplicates")
+
+
+def run_dirs(out_dir: str, strategy: str, seed: int) -> tuple[str, str]:
+    """(search dir, train dir) of one run."""
+    root = os.path.join(out_dir, f"{strategy}-seed{seed}")
+    return os.path.join(root, "search"), os.path.join(root, "train")
+
+
+def check_fresh(out_dir: str, strategies: list[str], seeds: list[int]) -> None:
+    """Refuse to mix with the runs of an earlier comparison in the same out_dir."""
+    taken = [os.path.dirname(search) for s in strategies for n in seeds
+             for search, _ in [run_dirs(out_dir, s, n)] if os.path.exists(os.path.dirname(search))]
+    if taken:
+        raise UserError(f"out_dir={out_dir} already holds {', '.join(os.path.basename(t) for t in taken)}: "
+                        f"choose another out_dir")
+
+
+def strategy_option_names(config_dir: str = CONFIG_DIR) -> dict[str, set[str]]:
+    """{strategy config name: its option names}, from conf/strategy/*.yaml."""
+    folder = os.path.join(config_dir, "strategy")
+    names = {}
+    for file in sorted(os.listdir(folder)):
+        if file.endswith(".yaml"):
+            options = OmegaConf.load(os.path.join(folder, file)).get("options") or {}
+            names[file[:-len(".yaml")]] = set(options)
+    return names
+
+
+def foreign_options(strategy: str, options: dict, known: dict[str, set[str]]) -> list[str]:
+    """Options that belong to ANOTHER strategy's config and that `strategy` does not take.
+
+    Experiment presets tune their own strategy (e.g. the controller's lstm_size); those values
+    stay in `strategy.options` when another strategy is chosen. Options that no strategy config
+    knows (typos) are kept, so that they still fail loudly.
+    """
+    own = known.get(strategy, set())
+    others = set().union(*(names for name, names in known.items() if name != strategy))
+    return sorted(k for k in options if k not in own and k in others)
+
+
+def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictConfig:
+    """The search config of one run, as `enas-search <overrides> strategy=.. seed=..` would see it,
+    minus the preset's options for other strategies (see `foreign_options`)."""
+    overrides = [*overrides, f"strategy={strategy}", f"seed={seed}"]
+    cfg = compose(config_name="search", overrides=overrides)
+    dropped = foreign_options(strategy, plain(cfg.strategy).get("options") or {}, strategy_option_names())
+    if not dropped:
+        return cfg
+    print_flush(f"note: strategy {strategy}: dropping the preset's options of other strategies: {', '.join(dropped)}")
+    return compose(config_name="search", overrides=[*overrides, *(f"~strategy.options.{k}" for k in dropped)])
+
+
+def derive_config(run_dir: str, device: str, top: int) -> dict:
+    """conf/derive.yaml's defaults for one search run."""
+    cfg = OmegaConf.to_container(compose(config_name="derive"), resolve=False)
+    cfg.update(run_dir=run_dir, device=device, top=top)
+    return cfg
+
+
+def archs_scored(state: dict, search: dict) -> int:
+    """Architectures scored by the theta phases done so far (every strategy gets the same budget)."""
+    phases = len(state["history"]) + (1 if state["position"]["theta_done"] else 0)
+    return phases * search["strategy_steps"] * search["archs_per_step"]
+
+
+def best_reward(state: dict) -> float | None:
+    """The loop's best one-shot reward seen (its `best_so_far`), else the strategy's best."""
+    value = state.get("best_so_far")
+    if value is not None and value != float("-inf"):
+        return float(value)
+    return float(state["best"][0]["reward"]) if state.get("best") else None
+
+
+def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive_top: int) -> dict:
+    """Search, derive and train one (strategy, seed); a row of measurements (raises on failure)."""
+    search_dir, train_dir = run_dirs(out_dir, strategy, seed)
+    measured: dict = {}
+    start = time.perf_counter()
+    try:
+        cfg = compose_run_config(overrides, strategy, seed)
+        config = plain(cfg)
+        run_search(cfg, search_dir)
+        measured["search_seconds"] = time.perf_counter() - start
+        state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
+        measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
+        arch = run_derive(derive_config(search_dir, config["device"], derive_top))
+        measured["derived_score"] = float(arch["score"])
+        result = run_train({**config, "arch": os.path.join(search_dir, "arch.json"), "resume": False}, train_dir)
+    except Exception as e:  # noqa: BLE001  (a failed run is recorded; the others go on)
+        measured["total_seconds"] = time.perf_counter() - start
+        raise RunFailed(e, measured) from e
+    metric = "acc" if "acc" in result["valid"] else "ppl" if "ppl" in result["valid"] else "loss"
+    return run_row(strategy, seed, metric=metric, final_valid=result["valid"][metric],
+                   final_test=result["test"][metric], total_seconds=time.perf_counter() - start, **measured)
+
+
+class RunFailed(Exception):
+    """One run failed; carries what was measured before the failure."""
+
+    def __init__(self, error: Exception, measured: dict):
+        super().__init__(str(error))
+        self.error, self.measured = error, measured
+
+
+def one_line(error: Exception) -> str:
+    """An error as one line, naming its type unless it is a user-facing error."""
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else ""
+    if isinstance(error, (UserError, ValueError, FileNotFoundError)) and message:
+        return message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides: list[str],
+                derive_top: int = 5) -> list[dict]:
+    """Every (strategy, seed) run in turn; returns the per-run rows (failed runs included)."""
+    check_lists(strategies, seeds)
+    check_fresh(out_dir, strategies, seeds)
+    rows, total = [], len(strategies) * len(seeds)
+    for i, (strategy, seed) in enumerate([(s, n) for s in strategies for n in seeds], start=1):
+        print_flush(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} =====")
+        try:
+            rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
+        except RunFailed as failure:
+            if not isinstance(failure.error, (UserError, ValueError, FileNotFoundError)):
+                traceback.print_exception(failure.error, file=sys.stderr)
+            row = failed_row(strategy, seed, one_line(failure.error), **failure.measured)
+            print_flush(f"run {strategy} seed {seed} FAILED: {row['error']}")
+            rows.append(row)
+    return rows
+
+
+def write_comparison(out_dir: str, rows: list[dict], title: str) -> tuple[str, str]:
+    """Write comparison.md and comparison.csv into out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    md_path, csv_path = os.path.join(out_dir, "comparison.md"), os.path.join(out_dir, "comparison.csv")
+    with open(md_path, "w") as f:
+        f.write(format_markdown(rows, title))
+    with open(csv_path, "w", newline="") as f:
+        f.write(format_csv(rows))
+    return md_path, csv_path
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
+@user_errors
+def main(cfg: DictConfig) -> None:
+    """Console script `enas-compare`."""
+    hydra_cfg = HydraConfig.get()
+    out_dir = hydra_cfg.runtime.output_dir  # ${out_dir}, resolved once by Hydra
+    overrides = forwarded_overrides(list(hydra_cfg.overrides.task), plain(cfg)["overrides"])
+    strategies, seeds = plain(cfg)["strategies"], plain(cfg)["seeds"]
+    print_flush(f"compare: strategies {strategies}, seeds {seeds}, overrides {overrides}, out_dir {out_dir}")
+    rows = run_compare(strategies, seeds, out_dir, overrides, cfg.derive_top)
+    md_path, csv_path = write_comparison(out_dir, rows, f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
+    print_flush("\n" + format_markdown(rows, "Strategy comparison"))
+    print_flush(f"wrote {md_path} and {csv_path}")
+    print_flush(f"TensorBoard, runs side by side: tensorboard --logdir {out_dir}")
+    if all(row["status"] != "ok" for row in rows):
+        raise UserError(f"all {len(rows)} runs failed (see {md_path})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The ENAS recurrent-cell search space (`rnn_cell`) for word-level language models.
+
+A cell of N nodes runs once per timestep. x_t is the embedded input, h the previous cell
+output. Every node is a highway unit whose gate c and value share one merged (H, 2H) matrix:
+
+    node 0 :  [c0 | v0] = x_t W_x + h W_h          h0 = c0 * f0(v0) + (1 - c0) * h
+    node i :  [ci | vi] = h_j W_(i,j)   (j < i)     hi = ci * fi(vi) + (1 - ci) * h_j
+              c = sigmoid(.),  f in {tanh, relu, identity, sigmoid}
+    h_t    =  mean of the loose ends (nodes that no later node picked)
+
+Decisions, in order: node0_act, then node{i}_input (which earlier node) and node{i}_act for
+i = 1..N-1. Each node{i}_act stores the controller state as node i's anchor.
+
+The supernet holds one (H, 2H) matrix per possible edge (i, j), j < i, in `edges["i_j"]`, and
+multiplies only by the sampled edges: the others get no gradient and cost nothing. A standalone
+network holds `w_x`, `w_h` and only its own edges under the same names, so the default
+`SearchSpace.load_inherited` (name matching) copies the weights.
+
+Model around the cell (both kinds), tokens (T, B) -> logits (T, B, V):
+
+    tokens -> embedding (emb_dropout drops whole word types) -> in_dropout (variational)
+           -> x W_x for all T at once -> time loop over the cell (hidden_dropout: variational
+           mask on h in h W_h) -> out_dropout (variational) -> decoder tied to the embedding
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from enas.arch import Architecture, ArchitectureError, Decision
+from enas.spaces.base import Graph, SearchSpace, register_space
+
+# --- recurrent helpers -------------------------------------------------------------------
+
+ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "identity", "sigmoid")
+_ACT_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
+    "tanh": torch.tanh, "relu": torch.relu, "identity": None, "sigmoid": torch.sigmoid}
+INIT_RANGE = 0.1  # every weight ~ U(-0.1, 0.1) as in ENAS; the decoder bias starts at 0
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """An architecture of the cell in plain form.
+
+    acts[i]: activation name of node i; inputs[i]: the node that node i reads (-1 for node 0,
+    which reads x_t and h_{t-1}); loose_ends: nodes that no later node reads (averaged into h_t).
+    """
+
+    acts: tuple[str, ...]
+    inputs: tuple[int, ...]
+    loose_ends: tuple[int, ...]
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """The chosen edges (i, j): node i reads node j, for i >= 1."""
+        return [(i, self.inputs[i]) for i in range(1, len(self.acts))]
+
+
+def edge_name(i: int, j: int) -> str:
+    """Key of the weight of edge j -> i in the `edges` ParameterDict."""
+    return f"{i}_{j}"
+
+
+def loose_ends(inputs: tuple[int, ...]) -> tuple[int, ...]:
+    """Nodes that no later node reads (`inputs[i]` is the node read by node i; -1 for none)."""
+    used = set(inputs)
+    return tuple(i for i in range(len(inputs)) if i not in used)
+
+
+def cell_plan(choices: tuple, num_nodes: int) -> CellPlan:
+    """Decode the choices of an `rnn_cell` architecture (order of `RNNCellSpace.decisions()`)."""
+    if len(choices) != 2 * num_nodes - 1:
+        raise ArchitectureError(
+            f"space 'rnn_cell' with {num_nodes} nodes has {2 * num_nodes - 1} decisions, "
+            f"the architecture gives {len(choices)}")
+    acts, inputs = [], [-1]
+    for pos, c in enumerate(choices):
+        node = (pos + 1) // 2
+        if pos % 2 == 0:  # node{node}_act
+            if not (isinstance(c, int) and 0 <= c < len(ACTIVATIONS)):
+                raise ArchitectureError(f"decision 'node{node}_act' (op): choice {c!r} out of range 0..3")
+            acts.append(ACTIVATIONS[c])
+        else:  # node{node}_input
+            if not (isinstance(c, int) and 0 <= c < node):
+                raise ArchitectureError(
+                    f"decision 'node{node}_input' (input): choice {c!r} out of range 0..{node - 1}")
+            inputs.append(c)
+    return CellPlan(tuple(acts), tuple(inputs), loose_ends(tuple(inputs)))
+
+
+def variational_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor | None:
+    """An inverted-dropout mask of `shape` (kept units scaled by 1/(1-p)), or None when p == 0."""
+    if p <= 0.0:
+        return None
+    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
+def run_cell(xproj: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor, plan: CellPlan,
+             edge_weights: list[torch.Tensor], h_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The time loop of the cell.
+
+    xproj: (T, B, 2H) = x W_x for every timestep; h: (B, H) the previous output;
+    edge_weights[k]: (H, 2H) weight of plan.edges[k]; h_mask: (B, H) or None, applied to h in h W_h.
+    Returns the outputs (T, B, H) and the last output (B, H).
+    """
+    hidden = h.size(1)
+    fns = [_ACT_FNS[a] for a in plan.acts]
+    nodes = list(zip(plan.inputs[1:], edge_weights, fns[1:]))  # node i >= 1: (j, W_(i,j), f_i)
+    ends = plan.loose_ends
+    scale = 1.0 / len(ends)
+    outputs = []
+    for t in range(xproj.size(0)):
+        h_in = h if h_mask is None else h * h_mask
+        z = torch.addmm(xproj[t], h_in, w_h)  # (B, 2H): x_t W_x + h W_h
+        states = [_highway(z, h, fns[0], hidden)]
+        for j, w, fn in nodes:
+            s = states[j]
+            states.append(_highway(torch.mm(s, w), s, fn, hidden))
+        h = states[ends[0]] if len(ends) == 1 else torch.stack([states[k] for k in ends]).sum(0) * scale
+        outputs.append(h)
+    return torch.stack(outputs), h  # (T, B, H), (B, H)
+
+
+def _highway(z: torch.Tensor, prev: torch.Tensor, fn, hidden: int) -> torch.Tensor:
+    """c * f(v) + (1 - c) * prev, with [c_pre | v] = z (B, 2H) and c = sigmoid(c_pre)."""
+    c = torch.sigmoid(z[:, :hidden])
+    v = z[:, hidden:]
+    if fn is not None:
+        v = fn(v)
+    return prev + c * (v - prev)  # same as c * v + (1 - c) * prev, one op fewer
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class _CellLM(nn.Module):
+    """Embedding, dropouts, the x projection and the tied decoder around a recurrent cell.
+
+    Subclasses hold the edge weights in `self.edges` and say which to use (`_plan_and_edges`).
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int = 200, emb_dropout: float = 0.0,
+                 in_dropout: float = 0.0, hidden_dropout: float = 0.0, out_dropout: float = 0.0,
+                 tie_weights: bool = True):
+        super().__init__()
+        for name, p in (("emb_dropout", emb_dropout), ("in_dropout", in_dropout),
+                        ("hidden_dropout", hidden_dropout), ("out_dropout", out_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        if vocab_size < 1 or hidden_size < 1:
+            raise ValueError(f"vocab_size and hidden_size must be >= 1, got {vocab_size}, {hidden_size}")
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        self.emb_dropout, self.in_dropout = emb_dropout, in_dropout
+        self.hidden_dropout, self.out_dropout = hidden_dropout, out_dropout
+        self.encoder = nn.Embedding(vocab_size, hidden_size)
+        self.w_x = nn.Parameter(torch.empty(hidden_size, 2 * hidden_size))  # node 0, x_t -> [c | v]
+        self.w_h = nn.Parameter(torch.empty(hidden_size, 2 * hidden_size))  # node 0, h_{t-1} -> [c | v]
+        self.edges = nn.ParameterDict()
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
+
+    def _add_edge(self, i: int, j: int) -> None:
+        self.edges[edge_name(i, j)] = nn.Parameter(torch.empty(self.hidden_size, 2 * self.hidden_size))
+
+    def reset_parameters(self) -> None:
+        """Every weight ~ U(-0.1, 0.1) (ENAS); decoder bias 0."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name == "decoder.bias":
+                    p.zero_()
+                else:
+                    p.uniform_(-INIT_RANGE, INIT_RANGE)
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """A zero hidden state (B, H) on the model's device."""
+        return self.w_h.new_zeros(batch_size, self.hidden_size)
+
+    def _plan_and_edges(self, arch: Architecture | None) -> tuple[CellPlan, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embedding lookup (T, B) -> (T, B, H) with word-type dropout in training."""
+        emb = self.encoder(tokens)
+        if self.training and self.emb_dropout > 0:
+            # One keep/drop draw per word type: every occurrence of a dropped word is zeroed.
+            keep = variational_mask((self.vocab_size,), self.emb_dropout, emb)
+            emb = emb * keep[tokens].unsqueeze(-1)
+        return emb
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture | None = None):
+        """tokens (T, B), hidden (B, H) -> logits (T, B, V), hidden (B, H)."""
+        plan, edge_weights = self._plan_and_edges(arch)
+        steps, batch = tokens.shape
+        x = self._embed(tokens)  # (T, B, H)
+        train = self.training
+        in_mask = variational_mask((1, batch, self.hidden_size), self.in_dropout, x) if train else None
+        if in_mask is not None:
+            x = x * in_mask  # same mask at every timestep
+        xproj = torch.matmul(x, self.w_x)  # (T, B, 2H): all timesteps in one matmul
+        h_mask = variational_mask((batch, self.hidden_size), self.hidden_dropout, x) if train else None
+        out, hidden = run_cell(xproj, hidden, self.w_h, plan, edge_weights, h_mask)  # (T, B, H)
+        out_mask = variational_mask((1, batch, self.hidden_size), self.out_dropout, out) if train else None
+        if out_mask is not None:
+            out = out * out_mask
+        return self.decoder(out), hidden  # (T, B, V), (B, H)
+
+
+class RNNCellSupernet(_CellLM):
+    """The shared model: one (H, 2H) weight per possible edge; `forward(tokens, hidden, arch)`."""
+
+    def __init__(self, num_nodes: int, vocab_size: int, **sizes):
+        super().__init__(vocab_size, **sizes)
+        self.num_nodes = num_nodes
+        for i in range(1, num_nodes):
+            for j in range(i):
+                self._add_edge(i, j)
+        self.reset_parameters()
+
+    def _plan_and_edges(self, arch):
+        if arch is None:
+            raise ValueError("the rnn_cell supernet needs an architecture: model(tokens, hidden, arch)")
+        if arch.space != "rnn_cell":
+            raise ArchitectureError(f"architecture of space {arch.space!r}, expected 'rnn_cell'")
+        plan = cell_plan(arch.choices, self.num_nodes)
+        return plan, [self.edges[edge_name(i, j)] for i, j in plan.edges]
+
+
+class RNNCellNetwork(_CellLM):
+    """A standalone model of one architecture: holds only its chosen edges; ignores `arch` in forward."""
+
+    def __init__(self, arch: Architecture, num_nodes: int, vocab_size: int, **sizes):
+        super().__init__(vocab_size, **sizes)
+        self.num_nodes = num_nodes
+        self.arch = arch
+        self.plan = cell_plan(arch.choices, num_nodes)
+        for i, j in self.plan.edges:
+            self._add_edge(i, j)
+        self.reset_parameters()
+
+    def _plan_and_edges(self, arch):
+        return self.plan, [self.edges[edge_name(i, j)] for i, j in self.plan.edges]
+
+
+# --- the space -----------------------------------------------------------------------------
+
+
+@register_space("rnn_cell")
+class RNNCellSpace(SearchSpace):
+    """ENAS recurrent cell: N nodes, each picks an earlier node (node 0 reads x_t, h_{t-1}) and an activation.
+
+    Builders take the sizes `vocab_size, hidden_size=200, emb_dropout=0.0, in_dropout=0.0,
+    hidden_dropout=0.0, out_dropout=0.0, tie_weights=True`.
+    """
+
+    task = "lm"
+
+    def __init__(self, num_nodes: int = 12):
+        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+            raise ValueError(f"rnn_cell: num_nodes must be an integer >= 1, got {num_nodes!r}")
+        self.num_nodes = num_nodes
+
+    def structure(self) -> dict:
+        return {"num_nodes": self.num_nodes}
+
+    def decisions(self) -> list[Decision]:
+        out = [Decision("node0_act", "op", len(ACTIVATIONS), ACTIVATIONS, anchor=True)]
+        for i in range(1, self.num_nodes):
+            out.append(Decision(f"node{i}_input", "input", i))
+            out.append(Decision(f"node{i}_act", "op", len(ACTIVATIONS), ACTIVATIONS, anchor=True))
+        return out
+
+    def plan(self, arch: Architecture) -> CellPlan:
+        """The architecture decoded: activations, inputs and loose ends per node."""
+        return cell_plan(self.validate(arch).choices, self.num_nodes)
+
+    def build_supernet(self, **sizes) -> RNNCellSupernet:
+        return RNNCellSupernet(self.num_nodes, **sizes)
+
+    def build_network(self, arch: Architecture, **sizes) -> RNNCellNetwork:
+        return RNNCellNetwork(self.validate(arch), self.num_nodes, **sizes)
+
+    def graph(self, arch: Architecture) -> Graph:
+        plan = self.plan(arch)
+        g = Graph()
+        g.nodes += [("x_t", "x_t"), ("h_prev", "h_{t-1}")]
+        g.nodes += [(f"n{i}", f"{i}: {act}") for i, act in enumerate(plan.acts)]
+        g.nodes.append(("h_t", "h_t (avg)" if len(plan.loose_ends) > 1 else "h_t"))
+        g.edges += [("x_t", "n0", ""), ("h_prev", "n0", "")]
+        g.edges += [(f"n{j}", f"n{i}", "") for i, j in plan.edges]
+        g.edges += [(f"n{k}", "h_t", "") for k in plan.loose_ends]
+        return g

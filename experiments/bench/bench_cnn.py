@@ -1,0 +1,154 @@
+"""Benchmark: one omega step of a CNN supernet vs the standalone network of the same architecture.
+
+    python -m experiments.bench.bench_cnn [--quick] [--out experiments/bench/cnn.md]
+
+For each space at the recipe's search sizes (macro_cnn: 12 layers, 36 channels; micro_cnn:
+5 nodes, 6 layers, 20 channels), on CIFAR-shaped random data (B, 3, 32, 32) on the CPU, time a
+training step (forward, cross-entropy, backward, SGD) of the supernet running a sampled
+architecture and of the standalone network of that architecture. Reports the median over
+repeats (after warm-up), the ratio supernet / standalone (target: at most 1.15) and images/s.
+Writes a markdown table to --out and prints it. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import enas.spaces.macro_cnn  # noqa: F401  (registers the space)
+import enas.spaces.micro_cnn  # noqa: F401
+from enas.arch import Architecture
+from enas.spaces.base import SPACES, SearchSpace
+
+# (space, structure, sizes): the ENAS search recipes
+CASES = [
+    ("macro_cnn", {"num_layers": 12}, {"channels": 36}),
+    ("micro_cnn", {"num_nodes": 5}, {"channels": 20, "num_layers": 6}),
+]
+DATA = {"num_classes": 10, "in_channels": 3, "image_size": 32}
+TARGET_RATIO = 1.15
+
+
+def sample_arch(space: SearchSpace, rng: random.Random) -> Architecture:
+    """A uniformly random architecture of `space`."""
+    choices = []
+    for d in space.decisions():
+        if d.kind == "skip":
+            choices.append(tuple(rng.randint(0, 1) for _ in range(d.num_choices)))
+        else:
+            choices.append(rng.randrange(d.num_choices))
+    return Architecture(space.name, tuple(choices))
+
+
+def time_steps(models: list[torch.nn.Module], arch: Architecture, images: torch.Tensor, labels: torch.Tensor,
+               warmup: int, repeats: int) -> list[list[float]]:
+    """Seconds of each training step (forward, CE, backward, SGD) of each model, after warm-up.
+
+    The models take turns step by step, so a load change on a shared machine hits them alike.
+    """
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in models]
+    times: list[list[float]] = [[] for _ in models]
+    for i in range(warmup + repeats):
+        for model, optimizer, out in zip(models, optimizers, times):
+            model.train()
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(images, arch), labels)
+            loss.backward()
+            optimizer.step()
+            if i >= warmup:
+                out.append(time.perf_counter() - start)
+    return times
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(quick: bool, batch_size: int, num_archs: int, seed: int) -> list[dict]:
+    """Time every case; one row per (space, architecture)."""
+    warmup, repeats = (1, 2) if quick else (2, 7)
+    rows = []
+    for name, structure, sizes in CASES:
+        space = SPACES[name](**structure)
+        rng = random.Random(seed)
+        gen = torch.Generator().manual_seed(seed)
+        images = torch.randn(batch_size, DATA["in_channels"], DATA["image_size"], DATA["image_size"], generator=gen)
+        labels = torch.randint(0, DATA["num_classes"], (batch_size,), generator=gen)
+        for a in range(1 if quick else num_archs):
+            arch = sample_arch(space, rng)
+            torch.manual_seed(seed)
+            supernet = space.build_supernet(**DATA, **sizes)
+            network = space.build_network(arch, **DATA, **sizes)
+            times_super, times_net = time_steps([supernet, network], arch, images, labels, warmup, repeats)
+            t_super, t_net = statistics.median(times_super), statistics.median(times_net)
+            paired = statistics.median(s / n for s, n in zip(times_super, times_net))
+            rows.append({"space": name, "arch": a, "sizes": sizes, "t_super": t_super, "t_net": t_net,
+                         "ratio": t_super / t_net, "paired": paired, "ips_super": batch_size / t_super,
+                         "ips_net": batch_size / t_net})
+            print(f"{name} arch {a}: supernet {t_super * 1e3:.1f} ms, standalone {t_net * 1e3:.1f} ms, "
+                  f"ratio {t_super / t_net:.3f} (paired {paired:.3f})", flush=True)
+    return rows
+
+
+def to_markdown(rows: list[dict], quick: bool, batch_size: int) -> str:
+    lines = [
+        "# CNN spaces: supernet vs standalone omega step (CPU)",
+        "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- torch {torch.__version__}, threads {torch.get_num_threads()}, CPU: {cpu_model()} "
+        f"({os.cpu_count()} logical cores)",
+        f"- data: random CIFAR-shaped images, batch {batch_size}x3x32x32, 10 classes; "
+        f"step = forward + cross-entropy + backward + SGD (momentum 0.9); median of repeats after warm-up; "
+        f"supernet and standalone steps alternate; ratio = ratio of the medians, paired = median of the "
+        f"per-repeat ratios"
+        + (" (--quick: 1 arch, 2 repeats)" if quick else ""),
+        f"- target: supernet / standalone <= {TARGET_RATIO}",
+        "",
+        "| space | sizes | arch | supernet ms | standalone ms | ratio | paired | supernet img/s | standalone img/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sizes = ", ".join(f"{k}={v}" for k, v in r["sizes"].items())
+        lines.append(f"| {r['space']} | {sizes} | {r['arch']} | {r['t_super'] * 1e3:.1f} | {r['t_net'] * 1e3:.1f} | "
+                     f"{r['ratio']:.3f} | {r['paired']:.3f} | {r['ips_super']:.1f} | {r['ips_net']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one architecture, few repeats (smoke run)")
+    parser.add_argument("--out", default="experiments/bench/cnn.md", help="markdown file to write")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--archs", type=int, default=3, help="sampled architectures per space")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default); 1 is steadier on a busy machine")
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    rows = run(args.quick, args.batch_size, args.archs, args.seed)
+    table = to_markdown(rows, args.quick, args.batch_size)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

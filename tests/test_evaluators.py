@@ -1,0 +1,223 @@
+"""Evaluators: one-shot registry, standalone/inherit children on engines, failures, resume, smoke runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from enas.arch import Architecture
+from enas.cli.common import build_task
+from enas.evaluators import Inherit, Standalone, build_evaluator, child_seed, inherited_state
+from enas.spaces import build_space
+from enas.strategies.base import uniform_architecture
+
+BIN = Path(sys.executable).parent
+
+DATA = {"name": "digits", "path": None, "num_valid": 297, "batch_size": 32, "eval_batch_size": 64,
+        "train_limit": 200, "test_limit": None, "limit_per_class": None,
+        "augment": {"crop_padding": 0, "flip": False, "cutout": 0}}
+TRAINER = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 32, "valid_batches": 1, "log_every": 0,
+           "optim": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0, "grad_clip": 5.0,
+                     "schedule": "constant"},
+           "aux_weight": 0.0, "drop_path": 0.0, "cutout": None, "sizes": {}}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return build_task(DATA, "cpu", 0)
+
+
+def setup(task, run_dir=None, space_name="nas_cnn", structure=None, sizes=None):
+    space = build_space(space_name, **(structure or {"num_layers": 2}))
+    sizes = {**(sizes or {"width_multiplier": 0.25}), **task.model_sizes()}
+    context = {"config": {"data": DATA, "trainer": TRAINER, "seed": 0}, "sizes": sizes,
+               "run_dir": None if run_dir is None else str(run_dir), "device": "cpu"}
+    return space, context
+
+
+def archs_of(space, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [uniform_architecture(space.name, space.decisions(), g) for _ in range(n)]
+
+
+def journal(run_dir):
+    path = Path(run_dir) / "evaluations.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_registry_errors(digits, toy_space):
+    with pytest.raises(ValueError, match="known: one_shot, standalone, inherit"):
+        build_evaluator("magic", digits, toy_space, None, {})
+    with pytest.raises(ValueError, match="needs a supernet"):
+        build_evaluator("inherit", digits, toy_space, None, {})
+    with pytest.raises(ValueError, match="bad option"):
+        build_evaluator("standalone", digits, toy_space, None, {"config": {"data": DATA, "trainer": TRAINER}},
+                        nonsense=1)
+    space, context = setup(digits)
+    with pytest.raises(ValueError, match="mode"):
+        Standalone(digits, space, None, context, mode="later")
+
+
+def test_inline_sync_is_deterministic_and_applies_knobs(digits, tmp_path):
+    space, context = setup(digits, tmp_path)
+    ev = build_evaluator("standalone", digits, space, None, context, engine="inline", width_multiplier=0.5,
+                         steps_per_epoch=2)
+    assert ev.name == "standalone" and not ev.asynchronous
+    archs = archs_of(space, 3)
+    ev.begin_phase(0)
+    first = ev.evaluate(archs)
+    assert len(first) == 3 and all(0.0 <= r <= 1.0 for r in first)
+    job = ev._make_job(ev._new_work(archs[0], 0))
+    assert job["sizes"]["width_multiplier"] == 0.5 and job["trainer"]["steps_per_epoch"] == 2
+    assert job["seed"] == child_seed(0, 0, 3)
+    again = Standalone(digits, space, None, {**context, "run_dir": None}, engine="inline", width_multiplier=0.5,
+                       steps_per_epoch=2)
+    again.begin_phase(0)
+    assert again.evaluate(archs) == first              # children seeded from (seed, phase, index)
+    entries = journal(tmp_path)
+    assert [e["index"] for e in entries] == [0, 1, 2]
+    assert all(e["phase"] == 0 and e["attempts"] == 1 and not e["failed"] for e in entries)
+    state = ev.state_dict()
+    fresh = Standalone(digits, space, None, context, engine="inline")
+    fresh.load_state_dict(state)
+    assert fresh.state_dict() == state == {"phase": 0, "index": 4, "evaluated": 3, "reused": 0, "failed": 0}
+
+
+def test_train_limit_reaches_the_child_task(digits):
+    space, context = setup(digits)
+    ev = Standalone(digits, space, None, context, engine="inline", train_limit=64)
+    job = ev._make_job(ev._new_work(archs_of(space, 1)[0], 0))
+    assert job["data"]["train_limit"] == 64 and DATA["train_limit"] == 200
+
+
+def test_process_pool_sync_and_async_with_a_failure_and_a_dying_worker(digits, tmp_path):
+    space, context = setup(digits, tmp_path)
+    messages = []
+    debug = {"crash_once": str(tmp_path / "crashed"), "raise_once": str(tmp_path / "raised"), "index": 1,
+             "call_log": str(tmp_path / "calls.jsonl")}
+    ev = Standalone(digits, space, None, context, workers=2, engine="process", retries=2, debug=debug,
+                    printer=messages.append)
+    try:
+        ev.begin_phase(0)
+        archs = archs_of(space, 3)
+        rewards = ev.evaluate(archs)
+        # index 1 died once (pool recreated), then raised once, then succeeded
+        assert all(0.0 <= r <= 1.0 for r in rewards)
+        assert any("worker process died" in m for m in messages)
+        assert any("RuntimeError: injected failure" in m and "retry" in m for m in messages)
+        assert (tmp_path / "crashed").exists() and (tmp_path / "raised").exists()
+        by_index = {e["index"]: e for e in journal(tmp_path)}
+        assert by_index[1]["attempts"] == 3 and not by_index[1]["failed"]
+
+        ev.mode = "async"
+        ev.begin_phase(1)
+        told, proposed = [], []
+
+        def propose(n):
+            proposed.append(n)
+            return archs_of(space, 1, seed=100 + len(proposed))
+
+        ev.run_async(propose, lambda a, r: told.append((a, r)), budget=4)
+        assert proposed == [1, 1, 1, 1] and len(told) == 4
+        assert all(len(a) == 1 and len(r) == 1 for a, r in told)
+        assert sorted(e["index"] for e in journal(tmp_path) if e["phase"] == 1) == [0, 1, 2, 3]
+    finally:
+        ev.close()
+
+
+def test_failure_reward_after_retries(digits, tmp_path):
+    space, context = setup(digits, tmp_path, structure={"num_layers": 1})
+    messages = []
+    ev = Standalone(digits, space, None, context, engine="inline", retries=1, failure_reward=-1.0,
+                    printer=messages.append)
+    # a child whose training always raises: zero steps per epoch and no validation data
+    ev.valid_batches = 0
+    ev.trainer_cfg = {**TRAINER, "optim": {**TRAINER["optim"], "lr": "not a number"}}
+    ev.begin_phase(0)
+    assert ev.evaluate(archs_of(space, 1)) == [-1.0]
+    assert len(messages) == 2 and "retry 1/1" in messages[0] and "after 2 attempts" in messages[1]
+    entry = journal(tmp_path)[0]
+    assert entry["failed"] and entry["reward"] == -1.0 and entry["attempts"] == 2 and entry["error"]
+
+
+def test_resume_mid_batch_skips_finished_children(digits, tmp_path):
+    space, context = setup(digits, tmp_path)
+    calls = tmp_path / "calls.jsonl"
+    debug = {"interrupt_once": str(tmp_path / "interrupted"), "index": 2, "call_log": str(calls)}
+    archs = archs_of(space, 4)
+    ev = Standalone(digits, space, None, context, engine="inline", debug=debug)
+    ev.begin_phase(5)
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate(archs)
+    assert [e["index"] for e in journal(tmp_path)] == [0, 1]
+    first_calls = len(calls.read_text().splitlines())
+    resumed = Standalone(digits, space, None, context, engine="inline", debug=debug)
+    resumed.begin_phase(5)
+    rewards = resumed.evaluate(archs)
+    assert len(rewards) == 4 and all(r is not None for r in rewards)
+    new_calls = [json.loads(line)["index"] for line in calls.read_text().splitlines()[first_calls:]]
+    assert new_calls == [2, 3]                           # only the unfinished children were trained
+    assert resumed.reused == 2 and resumed.evaluated == 2
+    old = {e["index"]: e["reward"] for e in journal(tmp_path)[:2]}
+    assert rewards[:2] == [old[0], old[1]]
+
+
+def test_inherited_weights_start_with_a_lower_loss(digits):
+    space, context = setup(digits, space_name="macro_cnn", structure={"num_layers": 3}, sizes={"channels": 8})
+    sizes = context["sizes"]
+    torch.manual_seed(0)
+    supernet = space.build_supernet(**sizes)
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    supernet.train()
+    for epoch in range(10):
+        for batch in digits.train_batches(epoch):
+            arch = uniform_architecture(space.name, space.decisions(), g)
+            loss, _ = digits.loss(supernet, batch, None, arch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    arch = uniform_architecture(space.name, space.decisions(), g)
+    batch = next(iter(digits.train_batches(9)))
+    fresh = space.build_network(arch, **sizes)
+    inherited = space.build_network(arch, **sizes)
+    inherited.load_state_dict(inherited_state(space, supernet, arch, sizes))
+    with torch.no_grad():
+        fresh_loss = digits.loss(fresh.train(), batch, None, None)[0].item()
+        inherited_loss = digits.loss(inherited.train(), batch, None, None)[0].item()
+    assert inherited_loss < fresh_loss - 0.2, (inherited_loss, fresh_loss)
+
+    ev = Inherit(digits, space, supernet, context, engine="inline")
+    assert ev.name == "inherit"
+    job = ev._make_job(ev._new_work(arch, 0))
+    assert set(job["init_state"]) == set(fresh.state_dict()) and job["init_state"]
+    ev.begin_phase(0)
+    assert all(0.0 <= r <= 1.0 for r in ev.evaluate([arch]))
+    with pytest.raises(ValueError, match="width_multiplier"):
+        Inherit(digits, space, supernet, context, width_multiplier=0.5)
+
+
+def run(cmd, cwd):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["smoke_nas_cnn", "smoke_nas_rnn"])
+def test_smoke_search_derive_train(preset, tmp_path):
+    search_dir, train_dir = tmp_path / "search", tmp_path / "train"
+    out = run([str(BIN / "enas-search"), f"experiment={preset}", "evaluator=standalone", "search.epochs=1",
+               f"hydra.run.dir={search_dir}"], tmp_path)
+    assert "evaluator standalone" in out and "no supernet" in out
+    assert len(journal(search_dir)) == 4
+    run([str(BIN / "enas-derive"), f"run_dir={search_dir}"], tmp_path)
+    assert (search_dir / "arch.json").exists()
+    run([str(BIN / "enas-train"), f"arch={search_dir / 'arch.json'}", f"experiment={preset}",
+         f"hydra.run.dir={train_dir}"], tmp_path)
+    assert (train_dir / "result.json").exists()
