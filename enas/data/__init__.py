@@ -1,0 +1,1 @@
+"""Data: text corpora (PTB format) and image datasets, with their batching."""

@@ -1,0 +1,240 @@
+"""Tests of the ENAS recurrent-cell space (`rnn_cell`): decisions, supernet, standalone network."""
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from enas.arch import Architecture, ArchitectureError
+from enas.spaces import build_space
+from enas.spaces.rnn_cell import ACTIVATIONS, cell_plan, loose_ends
+
+V, H = 30, 8  # tiny vocabulary and hidden size
+
+
+def random_arch(space, rng: random.Random) -> Architecture:
+    return Architecture("rnn_cell", tuple(rng.randrange(d.num_choices) for d in space.decisions()))
+
+
+@pytest.fixture
+def space():
+    return build_space("rnn_cell", num_nodes=4)
+
+
+# node0 tanh; node1 <-0 relu; node2 <-0 identity; node3 <-1 sigmoid: loose ends 2 and 3
+KNOWN = Architecture("rnn_cell", (0, 0, 1, 0, 2, 1, 3))
+
+
+def test_decisions_order_kinds_and_anchors(space):
+    ds = space.decisions()
+    assert [d.name for d in ds] == ["node0_act", "node1_input", "node1_act", "node2_input", "node2_act",
+                                    "node3_input", "node3_act"]
+    assert [d.kind for d in ds] == ["op", "input", "op", "input", "op", "input", "op"]
+    assert [d.num_choices for d in ds] == [4, 1, 4, 2, 4, 3, 4]
+    assert [d.anchor for d in ds] == [d.kind == "op" for d in ds]
+    assert all(d.labels == ("tanh", "relu", "identity", "sigmoid") for d in ds if d.kind == "op")
+    assert all(d.group == "main" for d in ds)
+    assert space.task == "lm" and space.structure() == {"num_nodes": 4}
+    assert len(build_space("rnn_cell").decisions()) == 23  # default 12 nodes
+
+
+def test_bad_structure_and_bad_arch(space):
+    with pytest.raises(ValueError, match="num_nodes"):
+        build_space("rnn_cell", num_nodes=0)
+    with pytest.raises(ArchitectureError, match="node2_input"):
+        space.build_network(Architecture("rnn_cell", (0, 0, 1, 2, 2, 1, 3)), vocab_size=V, hidden_size=H)
+    net = space.build_supernet(vocab_size=V, hidden_size=H)
+    tokens = torch.zeros(2, 1, dtype=torch.long)
+    with pytest.raises(ValueError, match="needs an architecture"):
+        net(tokens, net.init_hidden(1))
+    with pytest.raises(ArchitectureError, match="7 decisions"):
+        net(tokens, net.init_hidden(1), Architecture("rnn_cell", (0, 0, 1)))
+
+
+def test_output_shapes_and_init_hidden(space):
+    T, B = 5, 3
+    tokens = torch.randint(0, V, (T, B))
+    for model in (space.build_supernet(vocab_size=V, hidden_size=H),
+                  space.build_network(KNOWN, vocab_size=V, hidden_size=H)):
+        h0 = model.init_hidden(B)
+        assert h0.shape == (B, H) and not h0.any() and h0.device == model.w_h.device
+        logits, h = model(tokens, h0, KNOWN)
+        assert logits.shape == (T, B, V) and h.shape == (B, H)
+        assert model.decoder.weight is model.encoder.weight  # tied by default
+    untied = space.build_network(KNOWN, vocab_size=V, hidden_size=H, tie_weights=False)
+    assert untied.decoder.weight is not untied.encoder.weight
+
+
+def test_loose_ends_and_cell_math_on_known_arch(space):
+    plan = space.plan(KNOWN)
+    assert plan.acts == ("tanh", "relu", "identity", "sigmoid")
+    assert plan.inputs == (-1, 0, 0, 1) and plan.loose_ends == (2, 3)
+    assert loose_ends((-1, 0, 1, 2)) == (3,)  # a chain has one loose end
+    assert cell_plan((1,), 1).loose_ends == (0,)
+
+    net = space.build_network(KNOWN, vocab_size=V, hidden_size=H).eval()
+    tokens = torch.tensor([[4, 7]])  # T=1, B=2
+    h = torch.randn(2, H)
+    logits, h_t = net(tokens, h)
+
+    def highway(z, prev, f):  # written out from the ENAS equations
+        c = torch.sigmoid(z[:, :H])
+        return c * f(z[:, H:]) + (1 - c) * prev
+
+    with torch.no_grad():
+        x = net.encoder.weight[tokens[0]]
+        e = net.edges
+        h0 = highway(x @ net.w_x + h @ net.w_h, h, torch.tanh)
+        h1 = highway(h0 @ e["1_0"], h0, torch.relu)
+        h2 = highway(h0 @ e["2_0"], h0, lambda v: v)
+        h3 = highway(h1 @ e["3_1"], h1, torch.sigmoid)
+        expected = (h2 + h3) / 2
+        assert torch.allclose(h_t, expected, atol=1e-6)
+        assert torch.allclose(logits[0], expected @ net.encoder.weight.t() + net.decoder.bias, atol=1e-5)
+
+
+def test_hidden_state_carries_across_calls(space):
+    net = space.build_supernet(vocab_size=V, hidden_size=H).eval()
+    tokens = torch.randint(0, V, (6, 2))
+    with torch.no_grad():
+        full, h_full = net(tokens, net.init_hidden(2), KNOWN)
+        a, h = net(tokens[:4], net.init_hidden(2), KNOWN)
+        b, h = net(tokens[4:], h, KNOWN)
+    assert torch.allclose(torch.cat([a, b]), full, atol=1e-6) and torch.allclose(h, h_full, atol=1e-6)
+
+
+def test_unchosen_edges_get_no_gradient(space):
+    net = space.build_supernet(vocab_size=V, hidden_size=H)
+    tokens = torch.randint(0, V, (4, 2))
+    logits, _ = net(tokens, net.init_hidden(2), KNOWN)
+    F.cross_entropy(logits.view(-1, V), tokens.view(-1)).backward()
+    chosen = {"1_0", "2_0", "3_1"}
+    for name, p in net.edges.items():
+        if name in chosen:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    assert net.w_x.grad is not None and net.w_h.grad is not None
+    assert len(net.edges) == 6  # all edges (i, j), j < i, of 4 nodes
+
+
+def test_standalone_holds_only_chosen_edges():
+    space = build_space("rnn_cell", num_nodes=6)
+    rng = random.Random(0)
+    for _ in range(3):
+        arch = random_arch(space, rng)
+        net = space.build_network(arch, vocab_size=V, hidden_size=H)
+        plan = space.plan(arch)
+        assert set(net.edges.keys()) == {f"{i}_{j}" for i, j in plan.edges}
+        # embedding (tied decoder) + decoder bias + w_x + w_h + one (H, 2H) per node after the first
+        expected = V * H + V + 2 * (H * 2 * H) + (6 - 1) * H * 2 * H
+        assert sum(p.numel() for p in net.parameters()) == expected
+
+
+def test_inherited_network_matches_supernet():
+    space = build_space("rnn_cell", num_nodes=6)
+    supernet = space.build_supernet(vocab_size=V, hidden_size=H, emb_dropout=0.3, in_dropout=0.3,
+                                    hidden_dropout=0.3, out_dropout=0.3).eval()
+    tokens = torch.randint(0, V, (7, 3))
+    h0 = torch.randn(3, H) * 0.5
+    rng = random.Random(1)
+    for _ in range(4):
+        arch = random_arch(space, rng)
+        net = space.build_network(arch, vocab_size=V, hidden_size=H, emb_dropout=0.3, in_dropout=0.3,
+                                  hidden_dropout=0.3, out_dropout=0.3).eval()
+        space.load_inherited(net, supernet, arch)
+        with torch.no_grad():
+            want, h_want = supernet(tokens, h0, arch)
+            got, h_got = net(tokens, h0)
+        assert torch.allclose(got, want, atol=1e-5) and torch.allclose(h_got, h_want, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["emb_dropout", "in_dropout", "hidden_dropout", "out_dropout"])
+def test_each_dropout_acts_only_in_training(space, which):
+    torch.manual_seed(0)
+    net = space.build_network(KNOWN, vocab_size=V, hidden_size=H, **{which: 0.5})
+    plain = space.build_network(KNOWN, vocab_size=V, hidden_size=H)
+    plain.load_state_dict(net.state_dict())
+    tokens = torch.randint(0, V, (5, 4))
+    h0 = net.init_hidden(4)
+    with torch.no_grad():
+        net.eval()
+        eval_a, _ = net(tokens, h0)
+        eval_b, _ = net(tokens, h0)
+        reference, _ = plain.eval()(tokens, h0)
+        net.train()
+        train_a, _ = net(tokens, h0)
+        train_b, _ = net(tokens, h0)
+    assert torch.equal(eval_a, eval_b) and torch.allclose(eval_a, reference)
+    assert not torch.allclose(train_a, eval_a) and not torch.allclose(train_a, train_b)
+
+
+def test_embedding_dropout_drops_whole_word_types(space):
+    torch.manual_seed(0)
+    net = space.build_network(KNOWN, vocab_size=V, hidden_size=H, emb_dropout=0.5).train()
+    tokens = torch.tensor([[3, 5], [3, 5], [3, 5], [5, 3]])
+    emb = net._embed(tokens)
+    raw = net.encoder(tokens)
+    for word in (3, 5):
+        scales = (emb[tokens == word] / raw[tokens == word])[:, 0]  # one scale per occurrence
+        assert torch.allclose(scales, scales[0].expand_as(scales))  # same keep/drop for every occurrence
+        assert scales[0].item() in (0.0, pytest.approx(2.0))
+
+
+def test_tiny_lm_learns_a_repeating_sequence(space):
+    torch.manual_seed(0)
+    net = space.build_supernet(vocab_size=10, hidden_size=16)
+    # 4 columns of the sequence 0 1 ... 9 0 1 ..., each starting elsewhere: (25, 4)
+    data = (torch.arange(25)[:, None] + torch.tensor([0, 3, 6, 9])) % 10
+    tokens, targets = data[:-1], data[1:]  # (T, B): predict the next token
+    opt = torch.optim.SGD(net.parameters(), lr=10.0)  # ENAS-style large lr with clip 0.25
+
+    def loss_now():
+        logits, _ = net(tokens, net.init_hidden(4), KNOWN)
+        return F.cross_entropy(logits.view(-1, 10), targets.reshape(-1))
+
+    first = loss_now().item()
+    for _ in range(40):
+        opt.zero_grad()
+        loss = loss_now()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 0.25)
+        opt.step()
+    assert loss_now().item() < 0.5 * first
+
+
+def test_graph_and_dot(space):
+    g = space.graph(KNOWN)
+    labels = dict(g.nodes)
+    assert labels["n0"] == "0: tanh" and labels["n3"] == "3: sigmoid"
+    edges = {(s, d) for s, d, _ in g.edges}
+    assert edges == {("x_t", "n0"), ("h_prev", "n0"), ("n0", "n1"), ("n0", "n2"), ("n1", "n3"),
+                     ("n2", "h_t"), ("n3", "h_t")}
+    assert '"n1" -> "n3"' in space.to_dot(KNOWN)
+    assert space.describe(KNOWN).startswith("node0_act=tanh node1_input=<-0")
+
+
+def test_arch_json_round_trip(space):
+    data = space.arch_to_dict(KNOWN)
+    assert space.arch_from_dict(data) == KNOWN
+    assert ACTIVATIONS[KNOWN.choices[-1]] == "sigmoid"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_supernet_on_cuda_matches_cpu(space):
+    torch.manual_seed(0)
+    net = space.build_supernet(vocab_size=V, hidden_size=H, emb_dropout=0.2, in_dropout=0.2,
+                               hidden_dropout=0.2, out_dropout=0.2)
+    gpu = space.build_supernet(vocab_size=V, hidden_size=H, emb_dropout=0.2, in_dropout=0.2,
+                               hidden_dropout=0.2, out_dropout=0.2).cuda()
+    gpu.load_state_dict(net.state_dict())
+    tokens = torch.randint(0, V, (5, 3))
+    logits, h = gpu.train()(tokens.cuda(), gpu.init_hidden(3), KNOWN)  # dropout masks made on the GPU
+    F.cross_entropy(logits.view(-1, V), tokens.cuda().view(-1)).backward()
+    assert gpu.init_hidden(3).is_cuda and gpu.edges["3_2"].grad is None and gpu.edges["3_1"].grad.is_cuda
+    with torch.no_grad():
+        want, _ = net.eval()(tokens, net.init_hidden(3), KNOWN)
+        got, _ = gpu.eval()(tokens.cuda(), gpu.init_hidden(3), KNOWN)
+    assert torch.allclose(got.cpu(), want, atol=1e-4)
