@@ -74,46 +74,15 @@ def run_dirs(out_dir: str, strategy: str, seed: int) -> tuple[str, str]:
 
 def check_fresh(out_dir: str, strategies: list[str], seeds: list[int]) -> None:
     """Refuse to mix with the runs of an earlier comparison in the same out_dir."""
-    taken = [os.path.dirname(search) for s in strategies for n in seeds
-             for search, _ in [run_dirs(out_dir, s, n)] if os.path.exists(os.path.dirname(search))]
+    roots = [os.path.dirname(run_dirs(out_dir, s, n)[0]) for s in strategies for n in seeds]
+    taken = [os.path.basename(root) for root in roots if os.path.exists(root)]
     if taken:
-        raise UserError(f"out_dir={out_dir} already holds {', '.join(os.path.basename(t) for t in taken)}: "
-                        f"choose another out_dir")
-
-
-def strategy_option_names(config_dir: str = CONFIG_DIR) -> dict[str, set[str]]:
-    """{strategy config name: its option names}, from conf/strategy/*.yaml."""
-    folder = os.path.join(config_dir, "strategy")
-    names = {}
-    for file in sorted(os.listdir(folder)):
-        if file.endswith(".yaml"):
-            options = OmegaConf.load(os.path.join(folder, file)).get("options") or {}
-            names[file[:-len(".yaml")]] = set(options)
-    return names
-
-
-def foreign_options(strategy: str, options: dict, known: dict[str, set[str]]) -> list[str]:
-    """Options that belong to ANOTHER strategy's config and that `strategy` does not take.
-
-    Experiment presets tune their own strategy (e.g. the controller's lstm_size); those values
-    stay in `strategy.options` when another strategy is chosen. Options that no strategy config
-    knows (typos) are kept, so that they still fail loudly.
-    """
-    own = known.get(strategy, set())
-    others = set().union(*(names for name, names in known.items() if name != strategy))
-    return sorted(k for k in options if k not in own and k in others)
+        raise UserError(f"out_dir={out_dir} already holds {', '.join(taken)}: choose another out_dir")
 
 
 def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictConfig:
-    """The search config of one run, as `enas-search <overrides> strategy=.. seed=..` would see it,
-    minus the preset's options for other strategies (see `foreign_options`)."""
-    overrides = [*overrides, f"strategy={strategy}", f"seed={seed}"]
-    cfg = compose(config_name="search", overrides=overrides)
-    dropped = foreign_options(strategy, plain(cfg.strategy).get("options") or {}, strategy_option_names())
-    if not dropped:
-        return cfg
-    print_flush(f"note: strategy {strategy}: dropping the preset's options of other strategies: {', '.join(dropped)}")
-    return compose(config_name="search", overrides=[*overrides, *(f"~strategy.options.{k}" for k in dropped)])
+    """The search config of one run, as `enas-search <overrides> strategy=.. seed=..` would see it."""
+    return compose(config_name="search", overrides=[*overrides, f"strategy={strategy}", f"seed={seed}"])
 
 
 def derive_config(run_dir: str, device: str, top: int) -> dict:
@@ -213,10 +182,11 @@ def main(cfg: DictConfig) -> None:
     """Console script `enas-compare`."""
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir  # ${out_dir}, resolved once by Hydra
-    overrides = forwarded_overrides(list(hydra_cfg.overrides.task), plain(cfg)["overrides"])
-    strategies, seeds = plain(cfg)["strategies"], plain(cfg)["seeds"]
+    options = plain(cfg)
+    overrides = forwarded_overrides(list(hydra_cfg.overrides.task), options["overrides"])
+    strategies, seeds = options["strategies"], options["seeds"]
     print_flush(f"compare: strategies {strategies}, seeds {seeds}, overrides {overrides}, out_dir {out_dir}")
-    rows = run_compare(strategies, seeds, out_dir, overrides, cfg.derive_top)
+    rows = run_compare(strategies, seeds, out_dir, overrides, options["derive_top"])
     md_path, csv_path = write_comparison(out_dir, rows, f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
     print_flush("\n" + format_markdown(rows, "Strategy comparison"))
     print_flush(f"wrote {md_path} and {csv_path}")
