@@ -34,6 +34,9 @@ CASES = [
     ("micro_cnn", {"num_nodes": 5}, {"channels": 20, "num_layers": 6}),
 ]
 DATA = {"num_classes": 10, "in_channels": 3, "image_size": 32}
+TRAIN_IMAGES = 45_000
+# Controller settings of the recipes: (lstm_size, theta steps per epoch, architectures per step)
+CONTROLLER = {"macro_cnn": (64, 50, 20), "micro_cnn": (64, 30, 10)}
 TARGET_RATIO = 1.15
 
 
@@ -67,6 +70,42 @@ def time_steps(models: list[torch.nn.Module], arch: Architecture, images: torch.
             if i >= warmup:
                 out.append(time.perf_counter() - start)
     return times
+
+
+def time_controller(space: SearchSpace, lstm_size: int, archs_per_step: int, repeats: int = 5) -> tuple[float, float, float]:
+    """Median seconds of one controller sample (ask(1), as every omega step does), and of
+    ask(n) and tell(n) for one theta step of n architectures."""
+    from enas.strategies import build_strategy
+    strategy = build_strategy("reinforce", space, lstm_size=lstm_size)
+    one, ask, tell = [], [], []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        strategy.ask(1)
+        t1 = time.perf_counter()
+        archs = strategy.ask(archs_per_step)
+        t2 = time.perf_counter()
+        strategy.tell(archs, [float(j % 3) for j in range(archs_per_step)])
+        t3 = time.perf_counter()
+        if i:  # the first round warms up
+            one.append(t1 - t0)
+            ask.append(t2 - t1)
+            tell.append(t3 - t2)
+    return statistics.median(one), statistics.median(ask), statistics.median(tell)
+
+
+def controller_rows(batch_size: int, step_times: dict[str, float]) -> list[dict]:
+    """Controller seconds per search epoch and their share of it: one sample per omega step
+    (45k images / batch at the measured supernet step time) plus the recipe's theta steps."""
+    rows = []
+    for name, structure, _ in CASES:
+        lstm, steps, n = CONTROLLER[name]
+        one, ask, tell = time_controller(SPACES[name](**structure), lstm, n)
+        omega_steps = TRAIN_IMAGES // batch_size
+        controller = omega_steps * one + steps * (ask + tell)
+        epoch = omega_steps * step_times[name] + controller
+        rows.append({"space": name, "lstm": lstm, "steps": steps, "n": n, "one": one, "ask": ask, "tell": tell,
+                     "omega_steps": omega_steps, "controller": controller, "share": controller / epoch})
+    return rows
 
 
 def cpu_model() -> str:
@@ -106,7 +145,7 @@ def run(quick: bool, batch_size: int, num_archs: int, seed: int) -> list[dict]:
     return rows
 
 
-def to_markdown(rows: list[dict], quick: bool, batch_size: int) -> str:
+def to_markdown(rows: list[dict], quick: bool, batch_size: int, controller: list[dict] | None = None) -> str:
     lines = [
         "# CNN spaces: supernet vs standalone omega step (CPU)",
         "",
@@ -127,6 +166,17 @@ def to_markdown(rows: list[dict], quick: bool, batch_size: int) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in r["sizes"].items())
         lines.append(f"| {r['space']} | {sizes} | {r['arch']} | {r['t_super'] * 1e3:.1f} | {r['t_net'] * 1e3:.1f} | "
                      f"{r['ratio']:.3f} | {r['paired']:.3f} | {r['ips_super']:.1f} | {r['ips_net']:.1f} |")
+    if controller:
+        lines += ["", "## Controller share of a search epoch", "",
+                  f"Epoch: {TRAIN_IMAGES:,} training images in batches of {batch_size} (one controller sample per "
+                  "omega step, at the median supernet step above) plus the recipe's theta steps (sample n + "
+                  "REINFORCE update on n); reward evaluation time not counted (it is supernet forward work).", "",
+                  "| space | LSTM | theta steps x archs | sample(1) ms | ask(n) ms | tell(n) ms | omega steps | "
+                  "controller s/epoch | share |", "|---|---|---|---|---|---|---|---|---|"]
+        for c in controller:
+            lines.append(f"| {c['space']} | {c['lstm']} | {c['steps']} x {c['n']} | {c['one'] * 1e3:.1f} | "
+                         f"{c['ask'] * 1e3:.1f} | {c['tell'] * 1e3:.1f} | {c['omega_steps']} | "
+                         f"{c['controller']:.1f} | {c['share']:.2%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     rows = run(args.quick, args.batch_size, args.archs, args.seed)
-    table = to_markdown(rows, args.quick, args.batch_size)
+    step_times = {name: statistics.median(r["t_super"] for r in rows if r["space"] == name) for name, _, _ in CASES}
+    table = to_markdown(rows, args.quick, args.batch_size, controller_rows(args.batch_size, step_times))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(table)
