@@ -238,3 +238,21 @@ def test_supernet_on_cuda_matches_cpu(space):
         want, _ = net.eval()(tokens, net.init_hidden(3), KNOWN)
         got, _ = gpu.eval()(tokens.cuda(), gpu.init_hidden(3), KNOWN)
     assert torch.allclose(got.cpu(), want, atol=1e-4)
+
+
+def test_max_hidden_norm_caps_the_cell_output():
+    """With large weights and identity nodes h grows without bound unless capped."""
+    space = build_space("rnn_cell", num_nodes=3)
+    arch = space.validate(Architecture("rnn_cell", (2, 0, 2, 1, 2)))   # identity everywhere
+    tokens = torch.randint(0, 20, (30, 2))
+    norms = {}
+    for cap in (None, 5.0):
+        torch.manual_seed(0)
+        net = space.build_network(arch, vocab_size=20, hidden_size=8, max_hidden_norm=cap)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(30.0)
+        _, h = net(tokens, net.init_hidden(2))
+        norms[cap] = h.norm(dim=1).max().item()
+    assert norms[5.0] <= 5.0 + 1e-4
+    assert not norms[None] <= 50.0   # grows past 50 (or overflows to nan) without the cap

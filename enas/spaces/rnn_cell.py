@@ -21,6 +21,10 @@ Model around the cell (both kinds), tokens (T, B) -> logits (T, B, V):
     tokens -> embedding (emb_dropout drops whole word types) -> in_dropout (variational)
            -> x W_x for all T at once -> time loop over the cell (hidden_dropout: variational
            mask on h in h W_h) -> out_dropout (variational) -> decoder tied to the embedding
+
+`max_hidden_norm` (default 25) caps each example's cell output norm at every timestep: cells
+made of identity/ReLU nodes otherwise let h grow without bound through time and across the
+carried batches (a loss of 1e10 in the first steps of a PTB search without it).
 """
 
 from __future__ import annotations
@@ -100,11 +104,13 @@ def variational_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> to
 
 
 def run_cell(xproj: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor, plan: CellPlan,
-             edge_weights: list[torch.Tensor], h_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+             edge_weights: list[torch.Tensor], h_mask: torch.Tensor | None,
+             max_hidden_norm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The time loop of the cell.
 
     xproj: (T, B, 2H) = x W_x for every timestep; h: (B, H) the previous output;
-    edge_weights[k]: (H, 2H) weight of plan.edges[k]; h_mask: (B, H) or None, applied to h in h W_h.
+    edge_weights[k]: (H, 2H) weight of plan.edges[k]; h_mask: (B, H) or None, applied to h in h W_h;
+    max_hidden_norm: rescale each example's output to at most this L2 norm (None: off).
     Returns the outputs (T, B, H) and the last output (B, H).
     """
     hidden = h.size(1)
@@ -121,6 +127,10 @@ def run_cell(xproj: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor, plan: Cell
             s = states[j]
             states.append(_highway(torch.mm(s, w), s, fn, hidden))
         h = states[ends[0]] if len(ends) == 1 else torch.stack([states[k] for k in ends]).sum(0) * scale
+        if max_hidden_norm:
+            # Cells of identity/ReLU nodes can grow h without bound over time (carried across
+            # batches too); cap each example's norm, as the ENAS PyTorch port does.
+            h = h * (max_hidden_norm / h.norm(dim=1, keepdim=True).clamp_min(max_hidden_norm))
         outputs.append(h)
     return torch.stack(outputs), h  # (T, B, H), (B, H)
 
@@ -145,8 +155,9 @@ class _CellLM(nn.Module):
 
     def __init__(self, vocab_size: int, hidden_size: int = 200, emb_dropout: float = 0.0,
                  in_dropout: float = 0.0, hidden_dropout: float = 0.0, out_dropout: float = 0.0,
-                 tie_weights: bool = True):
+                 tie_weights: bool = True, max_hidden_norm: float | None = 25.0):
         super().__init__()
+        self.max_hidden_norm = max_hidden_norm
         for name, p in (("emb_dropout", emb_dropout), ("in_dropout", in_dropout),
                         ("hidden_dropout", hidden_dropout), ("out_dropout", out_dropout)):
             if not 0.0 <= p < 1.0:
@@ -203,7 +214,8 @@ class _CellLM(nn.Module):
             x = x * in_mask  # same mask at every timestep
         xproj = torch.matmul(x, self.w_x)  # (T, B, 2H): all timesteps in one matmul
         h_mask = variational_mask((batch, self.hidden_size), self.hidden_dropout, x) if train else None
-        out, hidden = run_cell(xproj, hidden, self.w_h, plan, edge_weights, h_mask)  # (T, B, H)
+        out, hidden = run_cell(xproj, hidden, self.w_h, plan, edge_weights, h_mask,
+                               self.max_hidden_norm)  # (T, B, H)
         out_mask = variational_mask((1, batch, self.hidden_size), self.out_dropout, out) if train else None
         if out_mask is not None:
             out = out * out_mask

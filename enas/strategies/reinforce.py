@@ -109,7 +109,7 @@ class Reinforce(Strategy):
         stats = {"reward": reward.mean().item(), "baseline": float(self.baseline),
                  "advantage": advantage.mean().item(), "entropy": out.entropy.mean().item(),
                  "log_prob": out.log_prob.mean().item(), "loss": loss.item(),
-                 "grad_norm": float(grad_norm)}
+                 "grad_norm": float(grad_norm), "lr": self.optimizer.param_groups[0]["lr"]}
         skips = sum(d.num_choices for d in self.decisions if d.kind == "skip")
         if skips:
             stats["skip_rate"] = (out.skip_count / skips).mean().item()
