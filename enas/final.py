@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from enas.checkpoint import rng_state, save_checkpoint, set_rng_state
-from enas.optim import lr_factor, set_lr
+from enas.optim import scheduled_lr, set_lr
 from enas.tb import log_scalars
 from enas.utils import state_is_finite
 
@@ -55,12 +55,6 @@ class Trainer:
     def checkpoint_path(self) -> str:
         return os.path.join(self.run_dir, "checkpoint.pt")
 
-    def _lr(self) -> float:
-        kw = dict(self.s.lr_kwargs or {})
-        lr_min = kw.pop("lr_min", 0.0)
-        return self.s.lr * lr_factor(self.s.lr_schedule, self.epoch, min_ratio=lr_min / self.s.lr,
-                                     total_epochs=self.s.epochs, **kw)
-
     def run(self) -> dict:
         """Train the remaining epochs; returns the last epoch's summary."""
         while self.epoch < self.s.epochs:
@@ -72,7 +66,7 @@ class Trainer:
         return self.history[-1] if self.history else {}
 
     def train_epoch(self) -> dict:
-        lr = self._lr()
+        lr = scheduled_lr(self.s.lr, self.s.lr_schedule, self.s.lr_kwargs, self.epoch, self.s.epochs)
         set_lr(self.optimizer, lr)
         if hasattr(self.model, "drop_path_prob"):
             self.model.drop_path_prob = self.s.drop_path * self.epoch / max(self.s.epochs, 1)
@@ -80,7 +74,7 @@ class Trainer:
         state = self.task.init_state(self.model, "train")
         steps = min(self.s.steps_per_epoch or self.task.num_train_batches, self.task.num_train_batches)
         total, count, t0 = 0.0, 0, time.time()
-        for i, batch in enumerate(self.task.train_batches(self.epoch)):
+        for i, batch in enumerate(self.task.train_batches(self.epoch, epoch_steps=steps)):
             if i >= steps:
                 break
             loss, new_state = self.task.loss(self.model, batch, state, None, aux_weight=self.s.aux_weight)

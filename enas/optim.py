@@ -37,6 +37,13 @@ def lr_factor(schedule: str, epoch: int, *, decay: float = 1.0, decay_start: int
     raise ValueError(f"unknown lr schedule {schedule!r} (constant, decay, cosine, cosine_restarts)")
 
 
+def scheduled_lr(base_lr: float, schedule: str, lr_kwargs: dict | None, epoch: int, total_epochs: int) -> float:
+    """The learning rate of `epoch`: `base_lr * lr_factor(...)`; `lr_kwargs` may hold `lr_min`."""
+    kw = dict(lr_kwargs or {})
+    lr_min = kw.pop("lr_min", 0.0)
+    return base_lr * lr_factor(schedule, epoch, min_ratio=lr_min / base_lr, total_epochs=total_epochs, **kw)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

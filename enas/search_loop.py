@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from enas.checkpoint import rng_state, save_checkpoint, set_rng_state
-from enas.optim import lr_factor, set_lr
+from enas.optim import scheduled_lr, set_lr
 from enas.tb import log_arch_image, log_scalars
 from enas.utils import state_is_finite
 
@@ -102,25 +102,18 @@ class SearchLoop:
             return 0                      # no shared weights to train (standalone evaluation)
         return min(self.s.omega_steps or self.task.num_train_batches, self.task.num_train_batches)
 
-    def _current_lr(self) -> float:
-        kw = dict(self.s.lr_kwargs or {})
-        lr_min = kw.pop("lr_min", 0.0)
-        factor = lr_factor(self.s.lr_schedule, self.epoch, min_ratio=lr_min / self.s.lr,
-                           total_epochs=self.s.epochs, **kw)
-        return self.s.lr * factor
-
     def _omega_phase(self) -> bool:
         """Train the shared weights; False when `max_steps` stopped it early."""
         steps = self._steps_this_epoch()
         if self.batch >= steps:
             return True
-        lr = self._current_lr()
+        lr = scheduled_lr(self.s.lr, self.s.lr_schedule, self.s.lr_kwargs, self.epoch, self.s.epochs)
         set_lr(self.optimizer, lr)
         self.supernet.train()
         if self.batch == 0 or self.train_state is None:
             self.train_state = self.task.init_state(self.supernet, "train")
         window_loss, window_count, t0 = 0.0, 0, time.time()
-        for batch in self.task.train_batches(self.epoch, self.batch):
+        for batch in self.task.train_batches(self.epoch, self.batch, epoch_steps=steps):
             if self.batch >= steps:
                 break
             if self.s.max_steps is not None and self.global_step >= self.s.max_steps:

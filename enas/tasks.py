@@ -4,7 +4,9 @@ Two tasks share one interface, so the search loop, derive, the evaluators and fi
 never look at the kind of data:
 
     task.num_train_batches                     batches per epoch
-    task.train_batches(epoch, start=0)         iterator over that epoch's batches from `start`
+    task.train_batches(epoch, start=0, epoch_steps=None)
+                                               iterator over that epoch's batches from `start`
+                                               (epochs of `epoch_steps` < a full pass)
     task.valid_batches(start=0)                endless iterator of validation batches (rewards)
     task.init_state(model, batch_size=None)    recurrent state (None for images)
     task.loss(model, batch, state, arch)       -> (mean loss, new detached state)
@@ -68,9 +70,13 @@ class LanguageModel:
     def num_batches(self, split: str) -> int:
         return len(self._windows(split))
 
-    def train_batches(self, epoch: int, start: int = 0) -> Iterator:
-        for window in self._windows("train")[start:]:
-            yield self._batch("train", window)
+    def train_batches(self, epoch: int, start: int = 0, epoch_steps: int | None = None) -> Iterator:
+        """Consecutive bptt windows. Epochs shorter than a pass (`epoch_steps`) continue where
+        the previous epoch stopped, cycling, so short epochs still walk through the whole text."""
+        windows = self._windows("train")
+        first = (epoch * epoch_steps) % len(windows) if epoch_steps else 0
+        for k in range(start, len(windows)):
+            yield self._batch("train", windows[(first + k) % len(windows)])
 
     def valid_batches(self, start: int = 0) -> Iterator:
         windows = self._windows("valid")
@@ -149,9 +155,10 @@ class ImageClassification:
     def num_batches(self, split: str) -> int:
         return self.splits[split].num_batches
 
-    def train_batches(self, epoch: int, start: int = 0) -> Iterator:
+    def train_batches(self, epoch: int, start: int = 0, epoch_steps: int | None = None) -> Iterator:
         # The epoch's shuffle and augmentation come from a generator keyed by (seed, epoch),
-        # so resuming mid-epoch replays the same batches.
+        # so resuming mid-epoch replays the same batches (a short epoch is the start of a
+        # fresh shuffle: `epoch_steps` needs no handling).
         return itertools.islice(self.splits["train"].epoch(self._generator(0, epoch)), start, None)
 
     def valid_batches(self, start: int = 0) -> Iterator:
