@@ -1,7 +1,6 @@
 """Tests of the CNN search spaces (macro_cnn, micro_cnn) and their shared ops (cnn_ops)."""
 
 import io
-import random
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.nn.functional as F
 
 import enas.spaces.macro_cnn  # noqa: F401  (registers the space)
 import enas.spaces.micro_cnn  # noqa: F401
+from enas.strategies.base import uniform_architecture
 from enas.arch import Architecture, ArchitectureError
 from enas.spaces.base import SPACES
 from enas.spaces.cnn_ops import OPS, drop_path, make_op
@@ -33,15 +33,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def sample_arch(space, rng: random.Random) -> Architecture:
+def sample_arch(space, seed: int) -> Architecture:
     """A uniformly random architecture: every op/input choice and every skip bit drawn uniformly."""
-    choices = []
-    for d in space.decisions():
-        if d.kind == "skip":
-            choices.append(tuple(rng.randint(0, 1) for _ in range(d.num_choices)))
-        else:
-            choices.append(rng.randrange(d.num_choices))
-    return Architecture(space.name, tuple(choices))
+    return uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(seed))
 
 
 def images(batch: int = 4, seed: int = 0) -> torch.Tensor:
@@ -53,7 +47,7 @@ def build_pair(case, arch=None, seed=0, device="cpu"):
     """(space, arch, supernet, standalone network with inherited weights), both in train mode."""
     name, structure, sizes = case
     space = SPACES[name](**structure)
-    arch = arch or sample_arch(space, random.Random(seed))
+    arch = arch or sample_arch(space, seed)
     torch.manual_seed(seed)
     supernet = space.build_supernet(**DATA, **sizes).to(device)
     network = space.build_network(arch, **DATA, **sizes).to(device)
@@ -114,7 +108,7 @@ def test_supernet_bn_uses_batch_statistics_standalone_bn_is_normal(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_standalone_ignores_arch_supernet_requires_it(case):
     space, arch, supernet, network = build_pair(case)
-    other = sample_arch(space, random.Random(99))
+    other = sample_arch(space, 99)
     x = images()
     assert torch.equal(network(x), network(x, other))
     with pytest.raises(ArchitectureError, match="needs an architecture"):
@@ -131,7 +125,7 @@ def test_standalone_ignores_arch_supernet_requires_it(case):
 def test_arch_json_round_trip_and_graph(case):
     name, structure, sizes = case
     space = SPACES[name](**structure)
-    arch = sample_arch(space, random.Random(3))
+    arch = sample_arch(space, 3)
     assert space.arch_from_dict(space.arch_to_dict(arch)) == arch
     g = space.graph(arch)
     ids = {n for n, _ in g.nodes}
@@ -161,7 +155,7 @@ def test_tiny_training_lowers_the_loss(case):
     gen = torch.Generator().manual_seed(1)
     labels = torch.arange(12) % DATA["num_classes"]
     x = 0.5 * torch.randn(12, 3, 8, 8, generator=gen) + F.one_hot(labels, 3).float()[:, :, None, None]
-    archs = [sample_arch(space, random.Random(seed)) for seed in range(3)]
+    archs = [sample_arch(space, seed) for seed in range(3)]
 
     def losses():
         with torch.no_grad():
@@ -216,7 +210,7 @@ def test_macro_skip_bits_change_the_output():
 
 def test_macro_graph_has_chain_and_skip_edges():
     space = SPACES["macro_cnn"](num_layers=6)
-    arch = sample_arch(space, random.Random(5))
+    arch = sample_arch(space, 5)
     g = space.graph(arch)
     n_skips = sum(sum(c) for c in arch.choices if isinstance(c, tuple))
     assert len(g.nodes) == 6 + 2

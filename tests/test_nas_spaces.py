@@ -1,28 +1,21 @@
 """Tests of the NAS-RL spaces `nas_cnn` and `nas_rnn_tree` (tiny sizes, CPU)."""
 
 import io
-import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from enas.strategies.base import uniform_architecture
 from enas.arch import Architecture, ArchitectureError
 from enas.spaces.base import SPACES
 from enas.spaces.nas_cnn import NASCNNSpace
-from enas.spaces.nas_rnn_tree import NASRNNTreeSpace, TreeCell
+from enas.spaces.nas_rnn_tree import NASRNNTreeSpace
 
 
 def sample(space, seed):
     """A uniformly random architecture of `space` (random bits for skip decisions)."""
-    rng = random.Random(seed)
-    choices = []
-    for d in space.decisions():
-        if d.kind == "skip":
-            choices.append(tuple(rng.randint(0, 1) for _ in range(d.num_choices)))
-        else:
-            choices.append(rng.randrange(d.num_choices))
-    return Architecture(space.name, tuple(choices))
+    return uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(seed))
 
 
 def cnn_arch(space, layers, skips=None, strides=None):

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import random
 import statistics
 import time
 
@@ -26,6 +24,8 @@ import torch.nn.functional as F
 import enas.spaces.macro_cnn  # noqa: F401  (registers the space)
 import enas.spaces.micro_cnn  # noqa: F401
 from enas.arch import Architecture
+from enas.strategies.base import uniform_architecture
+from experiments.bench.common import cpu_model
 from enas.spaces.base import SPACES, SearchSpace
 
 # (space, structure, sizes): the ENAS search recipes
@@ -38,17 +38,6 @@ TRAIN_IMAGES = 45_000
 # Controller settings of the recipes: (lstm_size, theta steps per epoch, architectures per step)
 CONTROLLER = {"macro_cnn": (64, 50, 20), "micro_cnn": (64, 30, 10)}
 TARGET_RATIO = 1.15
-
-
-def sample_arch(space: SearchSpace, rng: random.Random) -> Architecture:
-    """A uniformly random architecture of `space`."""
-    choices = []
-    for d in space.decisions():
-        if d.kind == "skip":
-            choices.append(tuple(rng.randint(0, 1) for _ in range(d.num_choices)))
-        else:
-            choices.append(rng.randrange(d.num_choices))
-    return Architecture(space.name, tuple(choices))
 
 
 def time_steps(models: list[torch.nn.Module], arch: Architecture, images: torch.Tensor, labels: torch.Tensor,
@@ -108,29 +97,18 @@ def controller_rows(batch_size: int, step_times: dict[str, float]) -> list[dict]
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def run(quick: bool, batch_size: int, num_archs: int, seed: int) -> list[dict]:
     """Time every case; one row per (space, architecture)."""
     warmup, repeats = (1, 2) if quick else (2, 7)
     rows = []
     for name, structure, sizes in CASES:
         space = SPACES[name](**structure)
-        rng = random.Random(seed)
+        arch_generator = torch.Generator().manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         images = torch.randn(batch_size, DATA["in_channels"], DATA["image_size"], DATA["image_size"], generator=gen)
         labels = torch.randint(0, DATA["num_classes"], (batch_size,), generator=gen)
         for a in range(1 if quick else num_archs):
-            arch = sample_arch(space, rng)
+            arch = uniform_architecture(space.name, space.decisions(), arch_generator)
             torch.manual_seed(seed)
             supernet = space.build_supernet(**DATA, **sizes)
             network = space.build_network(arch, **DATA, **sizes)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import random
 import statistics
 import sys
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from enas.arch import Architecture
+from experiments.bench.common import cpu_model
 from enas.spaces import build_space
 
 DEFAULT_OUT = "experiments/bench/rnn_cell.md"
@@ -259,17 +259,6 @@ def controller_share(size: BenchSize, supernet_step: float, ask: float, tell: fl
     controller = omega_steps * ask + STRATEGY_STEPS * (ask + tell)
     epoch = omega_steps * supernet_step + controller
     return omega_steps, controller, controller / epoch
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def render(results: list[tuple[BenchSize, Architecture, float, list[tuple[str, float]]]], repeats: int,
