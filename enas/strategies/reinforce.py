@@ -103,8 +103,8 @@ class Reinforce(Strategy):
                 + self.skip_weight * out.skip_kl.mean())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
-                     if self.grad_clip else torch.tensor(0.0))
+        # with grad_clip 0 the norm is only measured (max_norm inf), for TensorBoard
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip or float("inf"))
         self.optimizer.step()
         stats = {"reward": reward.mean().item(), "baseline": float(self.baseline),
                  "advantage": advantage.mean().item(), "entropy": out.entropy.mean().item(),
