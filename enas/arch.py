@@ -115,6 +115,7 @@ def save_json(path: str, data: dict) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; an arch.json is meant to be shared
     os.replace(tmp, path)
 
 
