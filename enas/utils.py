@@ -13,7 +13,13 @@ class UserError(Exception):
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present, else the CPU."""
+    """`auto` picks CUDA when present, else the CPU.
+
+    Also flushes denormal floats to zero on the CPU: saturated gates produce denormal
+    gradients, and arithmetic on them is many times slower on x86 (a smoke PTB search ran 25x
+    slower per step in its second epoch without this).
+    """
+    torch.set_flush_denormal(True)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

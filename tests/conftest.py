@@ -12,6 +12,7 @@ from enas.spaces.base import Graph, SearchSpace
 
 # Tiny tensors: one thread avoids oversubscribing the 2 CI cores (much faster here).
 torch.set_num_threads(1)
+torch.set_flush_denormal(True)   # as the entry points do (enas.utils.pick_device)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
