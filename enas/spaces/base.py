@@ -51,6 +51,12 @@ def build_space(name: str, **structure) -> "SearchSpace":
     return SPACES[name](**structure)
 
 
+def check_int(space_name: str, name: str, value, low: int) -> None:
+    """Raise ValueError naming the space and the argument unless `value` is an integer >= `low`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{space_name}: {name} must be an integer >= {low}, got {value!r}")
+
+
 @dataclass
 class Graph:
     """A drawable DAG: `nodes` are (id, label) pairs, `edges` (src, dst, label) triples.

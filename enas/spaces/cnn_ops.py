@@ -99,12 +99,6 @@ def make_op(label: str, channels: int, stride: int, affine: bool, track_running_
     return OPS[label](channels, stride, affine, track_running_stats)
 
 
-def check_size(space_name: str, name: str, value, low: int) -> None:
-    """Raise ValueError naming the space and the size unless `value` is an integer >= `low`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{space_name}: size {name} must be an integer >= {low}, got {value!r}")
-
-
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool = True) -> torch.Tensor:
     """Zero whole samples of `x` with probability `drop_prob`, scale the kept ones by 1/keep."""
     if not training or drop_prob <= 0.0:

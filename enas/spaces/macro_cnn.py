@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from enas.arch import Architecture, ArchitectureError, Decision
-from enas.spaces.base import Graph, SearchSpace, register_space
-from enas.spaces.cnn_ops import FactorizedReduce, batch_norm, check_size, make_op
+from enas.spaces.base import Graph, SearchSpace, check_int, register_space
+from enas.spaces.cnn_ops import FactorizedReduce, batch_norm, make_op
 
 MACRO_OPS = ("conv3x3", "conv5x5", "sep_conv3x3", "sep_conv5x5", "max_pool3x3", "avg_pool3x3")
 
@@ -121,8 +121,7 @@ class MacroCNNSpace(SearchSpace):
     task = "image"
 
     def __init__(self, num_layers: int = 12):
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 3:
-            raise ValueError(f"macro_cnn: num_layers must be an integer >= 3 (three stages), got {num_layers!r}")
+        check_int("macro_cnn", "num_layers (three stages)", num_layers, 3)
         self.num_layers = num_layers
 
     def structure(self) -> dict:
@@ -150,13 +149,13 @@ class MacroCNNSpace(SearchSpace):
 
     def build_supernet(self, num_classes: int, in_channels: int, image_size: int, channels: int = 36,
                        dropout: float = 0.0) -> MacroCNN:
-        _check_sizes(num_classes, in_channels, image_size, channels)
+        _check_ints(num_classes, in_channels, image_size, channels)
         return MacroCNN(self, None, num_classes, in_channels, channels, dropout,
                         affine=False, track_running_stats=False)
 
     def build_network(self, arch: Architecture, num_classes: int, in_channels: int, image_size: int,
                       channels: int = 36, dropout: float = 0.0) -> MacroCNN:
-        _check_sizes(num_classes, in_channels, image_size, channels)
+        _check_ints(num_classes, in_channels, image_size, channels)
         return MacroCNN(self, self.genotype(arch), num_classes, in_channels, channels, dropout,
                         affine=True, track_running_stats=True)
 
@@ -176,7 +175,7 @@ class MacroCNNSpace(SearchSpace):
         return g
 
 
-def _check_sizes(num_classes: int, in_channels: int, image_size: int, channels: int) -> None:
+def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int) -> None:
     for name, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
                              ("image_size", image_size, 4), ("channels", channels, 2)):
-        check_size("macro_cnn", name, value, low)
+        check_int("macro_cnn", name, value, low)

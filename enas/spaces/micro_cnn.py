@@ -51,8 +51,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from enas.arch import Architecture, ArchitectureError, Decision
-from enas.spaces.base import Graph, SearchSpace, register_space
-from enas.spaces.cnn_ops import (FactorizedReduce, ReLUConvBN, batch_norm, check_size, drop_path,
+from enas.spaces.base import Graph, SearchSpace, check_int, register_space
+from enas.spaces.cnn_ops import (FactorizedReduce, ReLUConvBN, batch_norm, drop_path,
                                  make_op)
 
 MICRO_OPS = ("identity", "sep_conv3x3", "sep_conv5x5", "avg_pool3x3", "max_pool3x3")
@@ -204,8 +204,7 @@ class MicroCNNSpace(SearchSpace):
     task = "image"
 
     def __init__(self, num_nodes: int = 5):
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"micro_cnn: num_nodes must be a positive integer, got {num_nodes!r}")
+        check_int("micro_cnn", "num_nodes", num_nodes, 1)
         self.num_nodes = num_nodes
 
     def structure(self) -> dict:
@@ -233,14 +232,14 @@ class MicroCNNSpace(SearchSpace):
 
     def build_supernet(self, num_classes: int, in_channels: int, image_size: int, channels: int = 20,
                        num_layers: int = 6, aux_head: bool = False, dropout: float = 0.0) -> MicroCNN:
-        _check_sizes(num_classes, in_channels, image_size, channels, num_layers)
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
         return MicroCNN(self, None, num_classes, in_channels, channels, num_layers, aux_head, dropout,
                         affine=False, track=False)
 
     def build_network(self, arch: Architecture, num_classes: int, in_channels: int, image_size: int,
                       channels: int = 20, num_layers: int = 6, aux_head: bool = False,
                       dropout: float = 0.0) -> MicroCNN:
-        _check_sizes(num_classes, in_channels, image_size, channels, num_layers)
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
         return MicroCNN(self, self.genotype(arch), num_classes, in_channels, channels, num_layers, aux_head,
                         dropout, affine=True, track=True)
 
@@ -258,8 +257,8 @@ class MicroCNNSpace(SearchSpace):
         return g
 
 
-def _check_sizes(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int) -> None:
+def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int) -> None:
     for name, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
                              ("image_size", image_size, 4), ("channels", channels, 1),
                              ("num_layers", num_layers, 3)):
-        check_size("micro_cnn", name, value, low)
+        check_int("micro_cnn", name, value, low)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from enas.arch import Architecture, Decision
-from enas.spaces.base import Graph, SearchSpace, register_space
+from enas.spaces.base import Graph, SearchSpace, check_int, register_space
 
 
 def _positive_ints(field: str, values, odd: bool = False) -> tuple[int, ...]:
@@ -44,8 +44,7 @@ def _positive_ints(field: str, values, odd: bool = False) -> tuple[int, ...]:
     if not values:
         raise ValueError(f"nas_cnn: {field} must not be empty")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"nas_cnn: {field} must hold positive integers, got {v!r}")
+        check_int("nas_cnn", f"each of {field}", v, 1)
         if odd and v % 2 == 0:
             raise ValueError(f"nas_cnn: {field} must be odd (same padding), got {v}")
     if len(set(values)) != len(values):
@@ -125,8 +124,7 @@ class NASCNNSpace(SearchSpace):
 
     def __init__(self, num_layers: int = 6, filter_sizes=(1, 3, 5, 7), num_filters=(24, 36, 48, 64),
                  strides=(1,), connect_previous: bool = True):
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"nas_cnn: num_layers must be a positive integer, got {num_layers!r}")
+        check_int("nas_cnn", "num_layers", num_layers, 1)
         self.num_layers = num_layers
         self.filter_sizes = _positive_ints("filter_sizes", filter_sizes, odd=True)
         self.num_filters = _positive_ints("num_filters", num_filters)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from enas.arch import Architecture, Decision
-from enas.spaces.base import Graph, SearchSpace, register_space
+from enas.spaces.base import Graph, SearchSpace, check_int, register_space
 from enas.spaces.rnn_cell import variational_mask
 
 COMBINATIONS = ("add", "mul")
@@ -202,8 +202,7 @@ class NASRNNTreeSpace(SearchSpace):
     task = "lm"
 
     def __init__(self, num_leaves: int = 8):
-        if isinstance(num_leaves, bool) or not isinstance(num_leaves, int) or num_leaves < 2:
-            raise ValueError(f"nas_rnn_tree: num_leaves must be an integer >= 2, got {num_leaves!r}")
+        check_int("nas_rnn_tree", "num_leaves", num_leaves, 2)
         self.num_leaves = num_leaves
         self.num_nodes = 2 * num_leaves - 1
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from enas.arch import Architecture, ArchitectureError, Decision
-from enas.spaces.base import Graph, SearchSpace, register_space
+from enas.spaces.base import Graph, SearchSpace, check_int, register_space
 
 # --- recurrent helpers -------------------------------------------------------------------
 
@@ -272,8 +272,7 @@ class RNNCellSpace(SearchSpace):
     task = "lm"
 
     def __init__(self, num_nodes: int = 12):
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"rnn_cell: num_nodes must be an integer >= 1, got {num_nodes!r}")
+        check_int("rnn_cell", "num_nodes", num_nodes, 1)
         self.num_nodes = num_nodes
 
     def structure(self) -> dict:
