@@ -252,8 +252,9 @@ class SearchLoop:
     def _log_arch_stats(self, archs, step: int) -> None:
         """Share of each op label and skip rate among the sampled architectures."""
         ops, bits_on, bits = Counter(), 0, 0
+        decisions = self.space.decisions()
         for arch in archs:
-            for d, c in zip(self.space.decisions(), arch.choices):
+            for d, c in zip(decisions, arch.choices):
                 if d.kind == "op":
                     ops[(d.labels, c)] += 1
                 elif d.kind == "skip":
