@@ -74,6 +74,16 @@ class Decision:
         return "skip[" + "".join(str(b) for b in value) + "]"
 
 
+def plain_choices(choices: Sequence) -> list:
+    """Choices as plain JSON values: skip bits become lists."""
+    return [list(c) if isinstance(c, (list, tuple)) else c for c in choices]
+
+
+def hashable_choices(choices: Sequence) -> tuple:
+    """The inverse of `plain_choices`: a tuple (skip bits as tuples), as an Architecture holds them."""
+    return tuple(tuple(c) if isinstance(c, (list, tuple)) else c for c in choices)
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A point of a search space: `choices[i]` answers decision i of space `space`."""
@@ -82,15 +92,24 @@ class Architecture:
     choices: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "choices", tuple(tuple(c) if isinstance(c, list) else c for c in self.choices))
+        object.__setattr__(self, "choices", hashable_choices(self.choices))
+
+    @classmethod
+    def from_plain(cls, space: str, choices: Sequence) -> "Architecture":
+        """The inverse of `plain_choices`: an architecture from JSON/checkpoint lists."""
+        return cls(space, hashable_choices(choices))
+
+    def plain_choices(self) -> list:
+        """The choices as plain JSON values (skip bits as lists), for files and state dicts."""
+        return plain_choices(self.choices)
 
     def key(self) -> str:
         """A compact string that identifies the architecture (for dictionaries and logs)."""
-        return json.dumps([list(c) if isinstance(c, tuple) else c for c in self.choices], separators=(",", ":"))
+        return json.dumps(self.plain_choices(), separators=(",", ":"))
 
     def to_dict(self, structure: dict | None = None, genotype: str | None = None, **extra) -> dict:
         out = {"space": self.space, "version": FORMAT_VERSION, "structure": dict(structure or {}),
-               "choices": [list(c) if isinstance(c, tuple) else c for c in self.choices]}
+               "choices": self.plain_choices()}
         if genotype is not None:
             out["genotype"] = genotype
         out.update(extra)

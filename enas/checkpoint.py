@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
 import tempfile
 
-import numpy as np
 import torch
 
 from enas.utils import UserError
@@ -34,8 +32,8 @@ def save_checkpoint(path: str, state: dict) -> None:
             os.remove(tmp)
 
 
-def load_checkpoint(path: str, map_location="cpu") -> dict:
-    """Read a checkpoint safely; errors name the file."""
+def load_checkpoint(path: str, map_location="cpu", kind: str | None = None) -> dict:
+    """Read a checkpoint safely; errors name the file. `kind` ("search" | "train"): refuse others."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no such checkpoint")
     try:
@@ -47,32 +45,10 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
         raise UserError(f"{path}: not an enas checkpoint")
     if state.get("version") != VERSION:
         raise UserError(f"{path}: checkpoint version {state.get('version')}, this enas reads {VERSION}")
+    if kind is not None and state.get("kind") != kind:
+        what = {"search": "a search run", "train": "a training run"}.get(kind, kind)
+        raise UserError(f"{path}: a {state.get('kind')!r} checkpoint, not {what}")
     return state
-
-
-def rng_state() -> dict:
-    """Every RNG state a run touches (python, numpy, torch CPU and CUDA), as plain values."""
-    py = random.getstate()
-    np_state = np.random.get_state()
-    state = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what `rng_state` saved."""
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def check_compatible(path: str, saved: dict, expected: dict) -> None:

@@ -7,24 +7,27 @@ mode: the ranking is repeatable (ENAS scored on a single random minibatch, which
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 
 from enas.arch import Architecture
 
+log = logging.getLogger(__name__)
+
 
 @torch.no_grad()
 def rank_candidates(task, supernet, candidates: Sequence[Architecture], valid_batches: int | None,
-                    printer=None) -> list[tuple[Architecture, dict, float]]:
+                    progress: bool = False) -> list[tuple[Architecture, dict, float]]:
     """(architecture, metrics, score) for every candidate, best score first (ties: input order)."""
     supernet.eval()
     scored = []
     for i, arch in enumerate(candidates):
         metrics = task.evaluate(supernet, "valid", arch, valid_batches)
         scored.append((arch, metrics, task.score(metrics), i))
-        if printer and (i + 1) % 20 == 0:
-            printer(f"scored {i + 1}/{len(candidates)} candidates")
+        if progress and (i + 1) % 20 == 0:
+            log.info("scored %d/%d candidates", i + 1, len(candidates))
     scored.sort(key=lambda t: (-t[2], t[3]))
     return [(a, m, s) for a, m, s, _ in scored]
 

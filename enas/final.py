@@ -7,16 +7,18 @@ epoch, TensorBoard (`final/...`) and checkpoints that resume exactly.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
 
-import torch
-
-from enas.checkpoint import rng_state, save_checkpoint, set_rng_state
+from enas.checkpoint import save_checkpoint
 from enas.optim import scheduled_lr, set_lr
+from enas.rng import global_rng_state, restore_global_rng_state
 from enas.tb import log_scalars
-from enas.utils import state_is_finite
+from enas.training import StepRunner
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,19 +43,20 @@ class Trainer:
     """Trains `model` on `task` from scratch; `state_dict()` is the checkpoint's content."""
 
     def __init__(self, task, model, optimizer, settings: TrainSettings, run_dir: str | None = None,
-                 writer=None, metadata: dict | None = None, printer=print, prefix: str = "final"):
+                 writer=None, metadata: dict | None = None, prefix: str = "final"):
         self.task, self.model, self.optimizer, self.s = task, model, optimizer, settings
         self.run_dir, self.writer, self.metadata = run_dir, writer, metadata or {}
-        self.print, self.prefix = printer, prefix
+        self.prefix = prefix
         self.epoch = 0
         self.global_step = 0
         self.history: list[dict] = []
         self.best_valid: dict | None = None
-        self._nonfinite = 0
+        self.stepper = StepRunner(optimizer, model.parameters(), settings.grad_clip, settings.max_nonfinite,
+                                  self.checkpoint_path)
 
     @property
-    def checkpoint_path(self) -> str:
-        return os.path.join(self.run_dir, "checkpoint.pt")
+    def checkpoint_path(self) -> str | None:
+        return os.path.join(self.run_dir, "checkpoint.pt") if self.run_dir else None
 
     def run(self) -> dict:
         """Train the remaining epochs; returns the last epoch's summary."""
@@ -78,22 +81,19 @@ class Trainer:
             if i >= steps:
                 break
             loss, new_state = self.task.loss(self.model, batch, state, None, aux_weight=self.s.aux_weight)
-            if not torch.isfinite(loss) or not state_is_finite(new_state):
-                state = self._skip_nonfinite(loss)
+            value = self.stepper.step(loss, new_state, where=f"at step {self.global_step}")
+            if value is None:             # skipped: restart the recurrent state
+                log_scalars(self.writer, self.prefix, {"nonfinite_steps": self.stepper.nonfinite_total},
+                            self.global_step)
+                state = self.task.init_state(self.model, "train")
                 continue
-            self._nonfinite = 0
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.s.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
-            self.optimizer.step()
             state = new_state
             self.global_step += 1
-            total, count = total + loss.item(), count + 1
+            total, count = total + value, count + 1
             if self.s.log_every and self.global_step % self.s.log_every == 0:
                 log_scalars(self.writer, self.prefix, {"train_loss": total / count, "lr": lr}, self.global_step)
-                self.print(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} step {i + 1}/{steps} "
-                           f"loss {total / count:.3f} | {(i + 1) / (time.time() - t0):.1f} steps/s")
+                log.info(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} step {i + 1}/{steps} "
+                         f"loss {total / count:.3f} | {(i + 1) / (time.time() - t0):.1f} steps/s")
         summary = {"epoch": self.epoch + 1, "train_loss": total / max(count, 1), "lr": lr,
                    "seconds": time.time() - t0}
         valid = self.task.evaluate(self.model, "valid", None, self.s.valid_batches)
@@ -102,25 +102,14 @@ class Trainer:
         if self.best_valid is None or self._better(valid, self.best_valid):
             self.best_valid = valid
         metric = self.task.metric
-        self.print(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} train loss "
-                   f"{summary['train_loss']:.3f} valid {metric} {valid[metric]:.4g} "
-                   f"({summary['seconds']:.0f}s)")
+        log.info(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} train loss "
+                 f"{summary['train_loss']:.3f} valid {metric} {valid[metric]:.4g} "
+                 f"({summary['seconds']:.0f}s)")
         return summary
 
     def _better(self, a: dict, b: dict) -> bool:
         m = self.task.metric
         return a[m] > b[m] if self.task.higher_is_better else a[m] < b[m]
-
-    def _skip_nonfinite(self, loss):
-        self._nonfinite += 1
-        self.optimizer.zero_grad(set_to_none=True)
-        log_scalars(self.writer, self.prefix, {"nonfinite_steps": self._nonfinite}, self.global_step)
-        if self._nonfinite >= self.s.max_nonfinite:
-            where = f"; the last good checkpoint is {self.checkpoint_path}" if self.run_dir else ""
-            raise FloatingPointError(f"{self._nonfinite} non-finite losses in a row at step "
-                                     f"{self.global_step}: stopping{where}")
-        self.print(f"warning: non-finite loss ({loss.item()}) at step {self.global_step}; step skipped")
-        return self.task.init_state(self.model, "train")
 
     def test(self) -> dict:
         """Metrics on the test split (only final training reports these)."""
@@ -132,14 +121,16 @@ class Trainer:
         return {"kind": "train", **self.metadata, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "global_step": self.global_step, "history": self.history,
-                "best_valid": self.best_valid, "rng": rng_state()}
+                "best_valid": self.best_valid, "nonfinite_total": self.stepper.nonfinite_total,
+                "rng": global_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.global_step = state["epoch"], state["global_step"]
         self.history, self.best_valid = state["history"], state["best_valid"]
-        set_rng_state(state["rng"])
+        self.stepper.nonfinite_total = state.get("nonfinite_total", 0)
+        restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
         save_checkpoint(self.checkpoint_path, self.state_dict())

@@ -1,17 +1,11 @@
-"""Optimisers and per-epoch learning-rate schedules shared by search and final training."""
+"""Per-epoch learning-rate schedules shared by search and final training (the optimizer itself
+is built by `enas.build.build_optimizer`)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-
-
-def build_sgd(params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-              nesterov: bool = False) -> torch.optim.SGD:
-    """SGD (Nesterov only with momentum, as torch requires)."""
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                           nesterov=nesterov and momentum > 0)
 
 
 def lr_factor(schedule: str, epoch: int, *, decay: float = 1.0, decay_start: int = 0,

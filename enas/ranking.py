@@ -8,10 +8,13 @@ between the two score lists is 1 for the same order, -1 for the reverse, about 0
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Sequence
 
 from enas.arch import Architecture
+
+log = logging.getLogger(__name__)
 
 
 def _sign(x: float) -> int:
@@ -39,13 +42,6 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return concordant_minus_discordant / denominator if denominator else math.nan
 
 
-def metric_from_reward(task, reward: float) -> float:
-    """The task metric a reward stands for: accuracy = reward; perplexity = reward_c / reward."""
-    if task.metric == "ppl":
-        return task.reward_c / reward if reward > 0 else math.inf
-    return reward
-
-
 def rank_by_recorded_rewards(strategy, k: int, task=None) -> list[tuple[Architecture, dict, float]]:
     """The strategy's best-seen architectures by their recorded rewards, best first.
 
@@ -57,16 +53,16 @@ def rank_by_recorded_rewards(strategy, k: int, task=None) -> list[tuple[Architec
     for arch, reward in strategy.best(k):
         metrics = {"reward": reward}
         if task is not None:
-            metrics[task.metric] = metric_from_reward(task, reward)
+            metrics[task.metric] = task.metric_of_score(reward)
         ranked.append((arch, metrics, reward))
     return ranked
 
 
 def sample_architectures(space, num: int, seed: int) -> list[Architecture]:
     """`num` distinct architectures drawn uniformly with a seeded generator (duplicates redrawn)."""
-    import torch
+    import numpy as np
     from enas.strategies.base import uniform_architecture
-    generator = torch.Generator().manual_seed(seed)
+    generator = np.random.default_rng(seed)
     archs, seen = [], set()
     for _ in range(num * 50):
         arch = uniform_architecture(space.name, space.decisions(), generator)
@@ -78,13 +74,12 @@ def sample_architectures(space, num: int, seed: int) -> list[Architecture]:
     return archs
 
 
-def rank_check(task, space, supernet, archs: Sequence[Architecture], evaluator, valid_batches: int | None,
-               printer=print) -> dict:
+def rank_check(task, space, supernet, archs: Sequence[Architecture], evaluator, valid_batches: int | None) -> dict:
     """One-shot scores vs standalone rewards of `archs`; returns a plain-dict report."""
     from enas.derive import rank_candidates
     one_shot = rank_candidates(task, supernet, archs, valid_batches)
     by_key = {a.key(): (m, s) for a, m, s in one_shot}
-    printer(f"rank check: {len(archs)} architectures scored one-shot; training them standalone ...")
+    log.info("rank check: %d architectures scored one-shot; training them standalone ...", len(archs))
     evaluator.begin_phase(0)
     standalone = evaluator.evaluate(list(archs))
     rows = []

@@ -14,24 +14,24 @@ exactly where the checkpoint was written.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
-from enas.checkpoint import rng_state, save_checkpoint, set_rng_state
+from enas.arch import Architecture
+from enas.checkpoint import save_checkpoint
 from enas.optim import scheduled_lr, set_lr
+from enas.rng import global_rng_state, restore_global_rng_state
 from enas.tb import log_arch_image, log_scalars
-from enas.utils import state_is_finite
+from enas.training import StepRunner
 
-
-class NonFiniteLossError(RuntimeError):
-    """Too many non-finite losses in a row: the run stops, the last good checkpoint stays."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +47,7 @@ class SearchSettings:
     lr_schedule: str = "constant"
     lr_kwargs: dict | None = None         # decay, decay_start, t0, t_mul, lr_min
     grad_clip: float = 0.0
+    aux_weight: float = 0.0               # weight of the auxiliary head's loss (spaces that have one)
     valid_batches: int | None = None      # batches for the epoch's validation (None: all)
     checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
     log_every: int = 50
@@ -57,7 +58,7 @@ class SearchLoop:
     """Runs a search (see module docstring); `state_dict()` is the checkpoint's content."""
 
     def __init__(self, task, space, supernet, strategy, evaluator, optimizer, settings: SearchSettings,
-                 run_dir: str, writer=None, metadata: dict | None = None, printer=print, surrogate=None):
+                 run_dir: str, writer=None, metadata: dict | None = None, surrogate=None):
         self.task, self.space, self.supernet = task, space, supernet
         self.strategy, self.evaluator, self.optimizer = strategy, evaluator, optimizer
         self.s = settings
@@ -65,18 +66,17 @@ class SearchLoop:
         self.run_dir = run_dir
         self.writer = writer
         self.metadata = metadata or {}
-        self.print = printer
         self.epoch = 0                    # current epoch
         self.batch = 0                    # omega batches done in the current epoch
         self.theta_done = False           # theta phase of the current epoch finished
         self.global_step = 0              # omega steps done in total
         self.train_state = None           # recurrent state along the training stream
-        self.nonfinite_total = 0
+        self.stepper = None if optimizer is None else StepRunner(
+            optimizer, supernet.parameters(), settings.grad_clip, settings.max_nonfinite, self.checkpoint_path)
         self.history: list[dict] = []     # per-epoch summary
         self.best_so_far = -math.inf
         self.epoch_rewards: list[float] = []
         self.epoch_archs: list = []
-        self._consecutive_nonfinite = 0
 
     @property
     def checkpoint_path(self) -> str:
@@ -88,8 +88,8 @@ class SearchLoop:
         while self.epoch < self.s.epochs:
             if not self._omega_phase():
                 self.save()
-                self.print(f"stopped at max_steps={self.s.max_steps} (step {self.global_step}); "
-                           f"checkpoint {self.checkpoint_path}")
+                log.info("stopped at max_steps=%d (step %d); checkpoint %s", self.s.max_steps, self.global_step,
+                         self.checkpoint_path)
                 return self.history[-1] if self.history else {}
             if not self.theta_done:
                 self._theta_phase()
@@ -133,31 +133,19 @@ class SearchLoop:
     def _omega_step(self, batch) -> float | None:
         """One SGD step on one sampled architecture; None when the loss was not finite."""
         arch = self.strategy.train_samples(1)[0]
-        loss, state = self.task.loss(self.supernet, batch, self.train_state, arch)
-        if not torch.isfinite(loss) or not state_is_finite(state):
-            self._skip_nonfinite(loss)
-            return None
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.s.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.s.grad_clip)
-        self.optimizer.step()
-        self.train_state = state
-        self._consecutive_nonfinite = 0
-        return loss.item()
+        loss, state = self.task.loss(self.supernet, batch, self.train_state, arch, aux_weight=self.s.aux_weight)
+        value = self.stepper.step(loss, state, where=f"at step {self.global_step}")
+        if value is None:                 # skipped: restart the recurrent state
+            self.train_state = self.task.init_state(self.supernet, "train")
+            log_scalars(self.writer, "supernet", {"nonfinite_steps": self.stepper.nonfinite_total}, self.global_step)
+        else:
+            self.train_state = state
+        return value
 
-    def _skip_nonfinite(self, loss) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        self.train_state = self.task.init_state(self.supernet, "train")
-        self.nonfinite_total += 1
-        self._consecutive_nonfinite += 1
-        log_scalars(self.writer, "supernet", {"nonfinite_steps": self.nonfinite_total}, self.global_step)
-        self.print(f"warning: non-finite loss ({loss.item()}) at step {self.global_step}; step skipped")
-        if self._consecutive_nonfinite >= self.s.max_nonfinite:
-            raise NonFiniteLossError(
-                f"{self._consecutive_nonfinite} non-finite losses in a row at step {self.global_step}: "
-                f"stopping (lower the learning rate or raise grad_clip); the last good checkpoint "
-                f"is {self.checkpoint_path}")
+    @property
+    def nonfinite_total(self) -> int:
+        """Omega steps skipped for a non-finite loss over the whole run."""
+        return 0 if self.stepper is None else self.stepper.nonfinite_total
 
     def _log_train(self, loss: float, lr: float, steps: int, seconds: float) -> None:
         values = {"train_loss": loss, "lr": lr}
@@ -166,8 +154,8 @@ class SearchLoop:
         log_scalars(self.writer, "supernet", values, self.global_step)
         rate = self.s.log_every / max(seconds, 1e-9)
         extra = f" ppl {values['train_ppl']:.1f}" if "train_ppl" in values else ""
-        self.print(f"epoch {self.epoch + 1}/{self.s.epochs} step {self.batch}/{steps} "
-                   f"loss {loss:.3f}{extra} lr {lr:.4g} | {rate:.1f} steps/s")
+        log.info(f"epoch {self.epoch + 1}/{self.s.epochs} step {self.batch}/{steps} "
+                 f"loss {loss:.3f}{extra} lr {lr:.4g} | {rate:.1f} steps/s")
 
     def _theta_phase(self) -> None:
         """Score strategy proposals with the evaluator and tell the strategy.
@@ -178,7 +166,7 @@ class SearchLoop:
         """
         budget = self.s.strategy_steps * self.s.archs_per_step
         self.evaluator.begin_phase(self.epoch)
-        if getattr(self.evaluator, "asynchronous", False):
+        if self.evaluator.asynchronous:
             self.evaluator.run_async(self._propose, self._tell, budget)
         else:
             for _ in range(self.s.strategy_steps):
@@ -236,7 +224,7 @@ class SearchLoop:
             summary["best_arch"] = self.space.describe(best_arch)
             log_arch_image(self.writer, "search/best_arch_of_epoch", self.space, best_arch, step,
                            title=f"epoch {self.epoch + 1} reward {self.epoch_rewards[best_i]:.4f}")
-        self.print(self._format_summary(summary))
+        log.info(self._format_summary(summary))
         return summary
 
     def _format_summary(self, s: dict) -> str:
@@ -285,15 +273,12 @@ class SearchLoop:
             "history": self.history,
             "best_so_far": self.best_so_far,
             "epoch_rewards": list(self.epoch_rewards),
-            "epoch_archs": [list(list(c) if isinstance(c, tuple) else c for c in a.choices)
-                            for a in self.epoch_archs],
-            "best": [{"choices": [list(c) if isinstance(c, tuple) else c for c in a.choices], "reward": r}
-                     for a, r in self.strategy.best()],
-            "rng": rng_state(),
+            "epoch_archs": [a.plain_choices() for a in self.epoch_archs],
+            "best": [{"choices": a.plain_choices(), "reward": r} for a, r in self.strategy.best()],
+            "rng": global_rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        from enas.arch import Architecture
         if self.supernet is not None:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -305,17 +290,13 @@ class SearchLoop:
         self.epoch, self.batch = pos["epoch"], pos["batch"]
         self.theta_done, self.global_step = pos["theta_done"], pos["global_step"]
         self.train_state = state["train_state"]
-        self.nonfinite_total = state["nonfinite_total"]
+        if self.stepper is not None:
+            self.stepper.nonfinite_total = state["nonfinite_total"]
         self.history = state["history"]
         self.best_so_far = state["best_so_far"]
         self.epoch_rewards = list(state["epoch_rewards"])
-        self.epoch_archs = [Architecture(self.space.name, tuple(c)) for c in state["epoch_archs"]]
-        set_rng_state(state["rng"])
+        self.epoch_archs = [Architecture.from_plain(self.space.name, c) for c in state["epoch_archs"]]
+        restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
         save_checkpoint(self.checkpoint_path, self.state_dict())
-
-
-def print_flush(*args) -> None:
-    print(*args, flush=True)
-    sys.stdout.flush()

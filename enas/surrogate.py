@@ -60,7 +60,7 @@ class Surrogate:
         return RandomForestRegressor(n_estimators=self.trees, random_state=self.seed)
 
     def _arch(self, choices: list) -> Architecture:
-        return Architecture("", tuple(tuple(c) if isinstance(c, list) else c for c in choices))
+        return Architecture.from_plain("", choices)
 
     def fit(self) -> None:
         """Refit the model on every observation (none before `min_observations`)."""
@@ -74,8 +74,7 @@ class Surrogate:
     def observe(self, archs: Sequence[Architecture], rewards: Sequence[float]) -> None:
         """Record evaluated architectures and refit."""
         for arch, reward in zip(archs, rewards):
-            self.observations.append(([list(c) if isinstance(c, tuple) else c for c in arch.choices],
-                                      float(reward)))
+            self.observations.append((arch.plain_choices(), float(reward)))
         self.fit()
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:

@@ -1,33 +1,63 @@
 """Tasks: what a model is trained and scored on (batches, loss, metric, reward).
 
-Two tasks share one interface, so the search loop, derive, the evaluators and final training
-never look at the kind of data:
-
-    task.num_train_batches                     batches per epoch
-    task.train_batches(epoch, start=0, epoch_steps=None)
-                                               iterator over that epoch's batches from `start`
-                                               (epochs of `epoch_steps` < a full pass)
-    task.valid_batches(start=0)                endless iterator of validation batches (rewards)
-    task.init_state(model, batch_size=None)    recurrent state (None for images)
-    task.loss(model, batch, state, arch)       -> (mean loss, new detached state)
-    task.reward(model, batch, state, arch)     -> (reward, new state), no gradient
-    task.evaluate(model, split, arch, max_batches) -> {"loss": ..., metric: ...}, fixed order
-    task.model_sizes()                         builder kwargs the data decides (vocab, classes)
-
-`LanguageModel`: bptt windows, hidden state carried across batches and detached, perplexity,
-reward c / ppl. `ImageClassification`: accuracy, reward = accuracy on a validation batch.
+Two tasks share one interface (`Task` below), so the search loop, derive, the evaluators and
+final training never look at the kind of data. `LanguageModel`: bptt windows, hidden state
+carried across batches and detached, perplexity, reward c / ppl. `ImageClassification`:
+accuracy, reward = accuracy on a validation batch.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from enas.utils import detach_state
+
+
+class Task(Protocol):
+    """Everything the search loop, derive, evaluators and final training use of a task."""
+
+    kind: str                    # "lm" | "image"
+    metric: str                  # "ppl" | "acc": the key of `evaluate`'s result that matters
+    higher_is_better: bool       # for `metric`
+
+    @property
+    def num_train_batches(self) -> int:
+        """Training batches in one pass."""
+
+    def num_batches(self, split: str) -> int:
+        """Batches of `split` in one pass."""
+
+    def model_sizes(self) -> dict:
+        """Builder kwargs the data decides (vocab_size; num_classes, in_channels, image_size)."""
+
+    def train_batches(self, epoch: int, start: int = 0, epoch_steps: int | None = None) -> Iterator:
+        """That epoch's training batches from `start` (epochs of `epoch_steps` < a full pass)."""
+
+    def valid_batches(self, start: int = 0) -> Iterator:
+        """An endless, deterministic stream of validation batches from position `start`."""
+
+    def init_state(self, model, split: str = "train"):
+        """A fresh recurrent state for `split`'s batch size (None for images)."""
+
+    def loss(self, model, batch, state, arch=None, aux_weight: float = 0.0):
+        """(mean loss with a graph, new detached state)."""
+
+    def reward(self, model, batch, state, arch=None):
+        """(reward of one batch, new state), without gradients."""
+
+    def evaluate(self, model, split: str, arch=None, max_batches: int | None = None) -> dict:
+        """{"loss": ..., metric: ...} over the first `max_batches` batches of `split`, fixed order."""
+
+    def score(self, metrics: dict) -> float:
+        """The reward that the `metrics` of a whole evaluation correspond to."""
+
+    def metric_of_score(self, score: float) -> float:
+        """The inverse of `score`: the metric a reward stands for."""
 
 
 class LanguageModel:
@@ -124,6 +154,10 @@ class LanguageModel:
         """The reward that `metrics` of a whole evaluation correspond to."""
         return self.reward_c / metrics["ppl"]
 
+    def metric_of_score(self, score: float) -> float:
+        """The perplexity a reward stands for."""
+        return self.reward_c / score if score > 0 else math.inf
+
 
 class ImageClassification:
     """Image classification on tensors kept on the device (see enas.data.images.ImageBatches)."""
@@ -203,4 +237,9 @@ class ImageClassification:
         return {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
 
     def score(self, metrics: dict) -> float:
+        """The reward of a whole evaluation: its accuracy."""
         return metrics["acc"]
+
+    def metric_of_score(self, score: float) -> float:
+        """The accuracy a reward stands for (the same number)."""
+        return score

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import torch
 
 from enas.arch import save_json
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     space = build_space(args.space, **json.loads(args.structure))
-    arch = uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(args.seed))
+    arch = uniform_architecture(space.name, space.decisions(), np.random.default_rng(args.seed))
     save_json(args.out, space.arch_to_dict(arch, note=f"uniformly random, seed {args.seed}"))
     print(space.describe(arch))
 

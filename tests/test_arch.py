@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from enas.arch import Architecture, ArchitectureError, load_arch_file, save_json
@@ -12,7 +14,7 @@ from enas.strategies.base import uniform_architecture
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_json_round_trip_for_every_space(name, tmp_path):
     space = build_space(name)
-    arch = uniform_architecture(name, space.decisions())
+    arch = uniform_architecture(name, space.decisions(), np.random.default_rng(0))
     path = tmp_path / "arch.json"
     save_json(str(path), space.arch_to_dict(arch, score=0.5))
     data = load_arch_file(str(path))
@@ -22,7 +24,7 @@ def test_json_round_trip_for_every_space(name, tmp_path):
 
 
 def test_validation_names_the_decision(toy_space):
-    good = uniform_architecture("toy", toy_space.decisions())
+    good = uniform_architecture("toy", toy_space.decisions(), np.random.default_rng(1))
     choices = list(good.choices)
     choices[0] = 7          # n0_in has 2 choices
     with pytest.raises(ArchitectureError, match="'n0_in'.*out of range 0..1"):
@@ -49,7 +51,7 @@ def test_arch_file_errors_name_the_file(tmp_path, toy_space):
     partial.write_text(json.dumps({"space": "toy"}))
     with pytest.raises(ArchitectureError, match="partial.json: missing field 'choices'"):
         load_arch_file(str(partial))
-    other = toy_space.arch_to_dict(uniform_architecture("toy", toy_space.decisions()))
+    other = toy_space.arch_to_dict(uniform_architecture("toy", toy_space.decisions(), np.random.default_rng(1)))
     other["structure"] = {"num_nodes": 5}
     with pytest.raises(ArchitectureError, match="x.json: structure"):
         toy_space.arch_from_dict(other, source="x.json")

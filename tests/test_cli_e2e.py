@@ -52,3 +52,30 @@ def test_train_resumes_for_more_epochs(tmp_path):
                      f"hydra.run.dir={train_dir}", "resume=true", "trainer.epochs=2").stdout
     assert "resumed" in out and "epoch 2/2" in out
     assert torch.load(train_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_a_nan_storm_gives_the_same_one_line_error_from_search_and_train(tmp_path):
+    """Search and final training share one step and one non-finite policy (enas.training)."""
+    import numpy as np
+
+    from enas.spaces import build_space
+    from enas.strategies.base import uniform_architecture
+    diverge = {section: [f"{section}.optim.lr=1e30", f"{section}.optim.grad_clip=0", f"{section}.max_nonfinite=3"]
+               for section in ("search", "trainer")}
+    search = run_script("enas-search", "experiment=smoke_ptb", *diverge["search"], f"hydra.run.dir={tmp_path / 's'}",
+                        check=False)
+    space = build_space("rnn_cell", num_nodes=4)
+    arch_path = tmp_path / "arch.json"
+    arch_path.write_text(json.dumps(space.arch_to_dict(
+        uniform_architecture(space.name, space.decisions(), np.random.default_rng(0)))))
+    train = run_script("enas-train", "experiment=smoke_ptb", *diverge["trainer"], f"arch={arch_path}",
+                       f"hydra.run.dir={tmp_path / 't'}", check=False)
+    for proc in (search, train):
+        errors = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+        assert errors[0].startswith("error: 3 non-finite losses in a row at step ")
+        assert "lower the learning rate" in errors[0] and "Traceback" not in proc.stderr
+        assert "warning: non-finite loss (nan)" in proc.stdout
+    assert search.stderr.split(" at step ")[0] == train.stderr.split(" at step ")[0]
+    assert (tmp_path / "s" / "search.log").read_text().count("non-finite loss") == 2

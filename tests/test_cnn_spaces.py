@@ -3,6 +3,7 @@
 import io
 
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,7 +36,7 @@ def one_thread():
 
 def sample_arch(space, seed: int) -> Architecture:
     """A uniformly random architecture: every op/input choice and every skip bit drawn uniformly."""
-    return uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(seed))
+    return uniform_architecture(space.name, space.decisions(), np.random.default_rng(seed))
 
 
 def images(batch: int = 4, seed: int = 0) -> torch.Tensor:

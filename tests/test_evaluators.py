@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from enas.arch import Architecture
-from enas.cli.common import build_task
-from enas.evaluators import Inherit, Standalone, build_evaluator, child_seed, inherited_state
+from enas.build import build_evaluator, build_task
+from enas.evaluators import child_seed, inherited_state
 from enas.spaces import build_space
 from enas.strategies.base import uniform_architecture
+from enas.utils import UserError
+from tests.faulty_children import FaultyChild
 
 BIN = Path(sys.executable).parent
 
@@ -32,16 +35,21 @@ def digits():
     return build_task(DATA, "cpu", 0)
 
 
-def setup(task, run_dir=None, space_name="nas_cnn", structure=None, sizes=None):
+def setup(task, space_name="nas_cnn", structure=None, sizes=None):
     space = build_space(space_name, **(structure or {"num_layers": 2}))
     sizes = {**(sizes or {"width_multiplier": 0.25}), **task.model_sizes()}
-    context = {"config": {"data": DATA, "trainer": TRAINER, "seed": 0}, "sizes": sizes,
-               "run_dir": None if run_dir is None else str(run_dir), "device": "cpu"}
-    return space, context
+    return space, sizes
+
+
+def make(task, space, sizes, run_dir=None, name="standalone", supernet=None, child_fn=None, **options):
+    """An evaluator built by the build layer, as a search with these options would build it."""
+    cfg = {"data": DATA, "trainer": TRAINER, "seed": 0, "evaluator": {"name": name}}
+    return build_evaluator(cfg, task, space, supernet, sizes, None if run_dir is None else str(run_dir), "cpu",
+                           options=options, child_fn=child_fn)
 
 
 def archs_of(space, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = np.random.default_rng(seed)
     return [uniform_architecture(space.name, space.decisions(), g) for _ in range(n)]
 
 
@@ -51,65 +59,63 @@ def journal(run_dir):
 
 
 def test_registry_errors(digits, toy_space):
-    with pytest.raises(ValueError, match="known: one_shot, standalone, inherit"):
-        build_evaluator("magic", digits, toy_space, None, {})
-    with pytest.raises(ValueError, match="needs a supernet"):
-        build_evaluator("inherit", digits, toy_space, None, {})
-    with pytest.raises(ValueError, match="bad option"):
-        build_evaluator("standalone", digits, toy_space, None, {"config": {"data": DATA, "trainer": TRAINER}},
-                        nonsense=1)
-    space, context = setup(digits)
-    with pytest.raises(ValueError, match="mode"):
-        Standalone(digits, space, None, context, mode="later")
+    with pytest.raises(UserError, match="known: one_shot, standalone, inherit"):
+        make(digits, toy_space, {}, name="magic")
+    with pytest.raises(UserError, match="needs a supernet"):
+        make(digits, toy_space, {}, name="inherit")
+    with pytest.raises(UserError, match="bad option"):
+        make(digits, toy_space, {}, nonsense=1)
+    space, sizes = setup(digits)
+    with pytest.raises(UserError, match="mode"):
+        make(digits, space, sizes, mode="later")
+    with pytest.raises(UserError, match="unknown engine"):
+        make(digits, space, sizes, engine="cluster")
 
 
 def test_inline_sync_is_deterministic_and_applies_knobs(digits, tmp_path):
-    space, context = setup(digits, tmp_path)
-    ev = build_evaluator("standalone", digits, space, None, context, engine="inline", width_multiplier=0.5,
-                         steps_per_epoch=2)
+    space, sizes = setup(digits)
+    ev = make(digits, space, sizes, tmp_path, engine="inline", width_multiplier=0.5, steps_per_epoch=2)
     assert ev.name == "standalone" and not ev.asynchronous
     archs = archs_of(space, 3)
     ev.begin_phase(0)
     first = ev.evaluate(archs)
     assert len(first) == 3 and all(0.0 <= r <= 1.0 for r in first)
-    job = ev._make_job(ev._new_work(archs[0], 0))
-    assert job["sizes"]["width_multiplier"] == 0.5 and job["trainer"]["steps_per_epoch"] == 2
+    job = ev.make_job(archs[0], 3)
+    assert job["sizes"]["width_multiplier"] == 0.5 and job["training"]["steps_per_epoch"] == 2
     assert job["seed"] == child_seed(0, 0, 3)
-    again = Standalone(digits, space, None, {**context, "run_dir": None}, engine="inline", width_multiplier=0.5,
-                       steps_per_epoch=2)
+    again = make(digits, space, sizes, None, engine="inline", width_multiplier=0.5, steps_per_epoch=2)
     again.begin_phase(0)
     assert again.evaluate(archs) == first              # children seeded from (seed, phase, index)
     entries = journal(tmp_path)
     assert [e["index"] for e in entries] == [0, 1, 2]
     assert all(e["phase"] == 0 and e["attempts"] == 1 and not e["failed"] for e in entries)
     state = ev.state_dict()
-    fresh = Standalone(digits, space, None, context, engine="inline")
+    fresh = make(digits, space, sizes, tmp_path, engine="inline")
     fresh.load_state_dict(state)
-    assert fresh.state_dict() == state == {"phase": 0, "index": 4, "evaluated": 3, "reused": 0, "failed": 0}
+    assert fresh.state_dict() == state == {"phase": 0, "index": 3, "evaluated": 3, "reused": 0, "failed": 0}
 
 
 def test_train_limit_reaches_the_child_task(digits):
-    space, context = setup(digits)
-    ev = Standalone(digits, space, None, context, engine="inline", train_limit=64)
-    job = ev._make_job(ev._new_work(archs_of(space, 1)[0], 0))
-    assert job["data"]["train_limit"] == 64 and DATA["train_limit"] == 200
+    space, sizes = setup(digits)
+    ev = make(digits, space, sizes, engine="inline", train_limit=64)
+    job = ev.make_job(archs_of(space, 1)[0], 0)
+    assert job["train_limit"] == 64 and DATA["train_limit"] == 200
+    assert job["recipe"]["data"]["train_limit"] == 200        # the recipe itself is shared, untouched
 
 
-def test_process_pool_sync_and_async_with_a_failure_and_a_dying_worker(digits, tmp_path):
-    space, context = setup(digits, tmp_path)
-    messages = []
-    debug = {"crash_once": str(tmp_path / "crashed"), "raise_once": str(tmp_path / "raised"), "index": 1,
-             "call_log": str(tmp_path / "calls.jsonl")}
-    ev = Standalone(digits, space, None, context, workers=2, engine="process", retries=2, debug=debug,
-                    printer=messages.append)
+def test_process_pool_sync_and_async_with_a_failure_and_a_dying_worker(digits, tmp_path, caplog):
+    space, sizes = setup(digits)
+    child = FaultyChild(call_log=str(tmp_path / "calls.jsonl"), index=1, crash_once=str(tmp_path / "crashed"),
+                        raise_once=str(tmp_path / "raised"))
+    ev = make(digits, space, sizes, tmp_path, workers=2, engine="process", retries=2, child_fn=child)
     try:
         ev.begin_phase(0)
         archs = archs_of(space, 3)
         rewards = ev.evaluate(archs)
         # index 1 died once (pool recreated), then raised once, then succeeded
         assert all(0.0 <= r <= 1.0 for r in rewards)
-        assert any("worker process died" in m for m in messages)
-        assert any("RuntimeError: injected failure" in m and "retry" in m for m in messages)
+        assert any("worker process died" in m for m in caplog.messages)
+        assert any("RuntimeError: injected failure" in m and "retry" in m for m in caplog.messages)
         assert (tmp_path / "crashed").exists() and (tmp_path / "raised").exists()
         by_index = {e["index"]: e for e in journal(tmp_path)}
         assert by_index[1]["attempts"] == 3 and not by_index[1]["failed"]
@@ -130,33 +136,30 @@ def test_process_pool_sync_and_async_with_a_failure_and_a_dying_worker(digits, t
         ev.close()
 
 
-def test_failure_reward_after_retries(digits, tmp_path):
-    space, context = setup(digits, tmp_path, structure={"num_layers": 1})
-    messages = []
-    ev = Standalone(digits, space, None, context, engine="inline", retries=1, failure_reward=-1.0,
-                    printer=messages.append)
-    # a child whose training always raises: zero steps per epoch and no validation data
-    ev.valid_batches = 0
-    ev.trainer_cfg = {**TRAINER, "optim": {**TRAINER["optim"], "lr": "not a number"}}
+def test_failure_reward_after_retries(digits, tmp_path, caplog):
+    space, sizes = setup(digits, structure={"num_layers": 1})
+    ev = make(digits, space, sizes, tmp_path, engine="inline", retries=1, failure_reward=-1.0,
+              child_fn=FaultyChild(always_raise=True))
     ev.begin_phase(0)
     assert ev.evaluate(archs_of(space, 1)) == [-1.0]
+    messages = caplog.messages
     assert len(messages) == 2 and "retry 1/1" in messages[0] and "after 2 attempts" in messages[1]
     entry = journal(tmp_path)[0]
     assert entry["failed"] and entry["reward"] == -1.0 and entry["attempts"] == 2 and entry["error"]
 
 
 def test_resume_mid_batch_skips_finished_children(digits, tmp_path):
-    space, context = setup(digits, tmp_path)
+    space, sizes = setup(digits)
     calls = tmp_path / "calls.jsonl"
-    debug = {"interrupt_once": str(tmp_path / "interrupted"), "index": 2, "call_log": str(calls)}
+    child = FaultyChild(call_log=str(calls), index=2, interrupt_once=str(tmp_path / "interrupted"))
     archs = archs_of(space, 4)
-    ev = Standalone(digits, space, None, context, engine="inline", debug=debug)
+    ev = make(digits, space, sizes, tmp_path, engine="inline", child_fn=child)
     ev.begin_phase(5)
     with pytest.raises(KeyboardInterrupt):
         ev.evaluate(archs)
     assert [e["index"] for e in journal(tmp_path)] == [0, 1]
     first_calls = len(calls.read_text().splitlines())
-    resumed = Standalone(digits, space, None, context, engine="inline", debug=debug)
+    resumed = make(digits, space, sizes, tmp_path, engine="inline", child_fn=child)
     resumed.begin_phase(5)
     rewards = resumed.evaluate(archs)
     assert len(rewards) == 4 and all(r is not None for r in rewards)
@@ -168,12 +171,11 @@ def test_resume_mid_batch_skips_finished_children(digits, tmp_path):
 
 
 def test_inherited_weights_start_with_a_lower_loss(digits):
-    space, context = setup(digits, space_name="macro_cnn", structure={"num_layers": 3}, sizes={"channels": 8})
-    sizes = context["sizes"]
+    space, sizes = setup(digits, space_name="macro_cnn", structure={"num_layers": 3}, sizes={"channels": 8})
     torch.manual_seed(0)
     supernet = space.build_supernet(**sizes)
     optimizer = torch.optim.SGD(supernet.parameters(), lr=0.05, momentum=0.9)
-    g = torch.Generator().manual_seed(1)
+    g = np.random.default_rng(1)
     supernet.train()
     for epoch in range(10):
         for batch in digits.train_batches(epoch):
@@ -192,14 +194,14 @@ def test_inherited_weights_start_with_a_lower_loss(digits):
         inherited_loss = digits.loss(inherited.train(), batch, None, None)[0].item()
     assert inherited_loss < fresh_loss - 0.2, (inherited_loss, fresh_loss)
 
-    ev = Inherit(digits, space, supernet, context, engine="inline")
+    ev = make(digits, space, sizes, name="inherit", supernet=supernet, engine="inline")
     assert ev.name == "inherit"
-    job = ev._make_job(ev._new_work(arch, 0))
+    job = ev.make_job(arch, 0)
     assert set(job["init_state"]) == set(fresh.state_dict()) and job["init_state"]
     ev.begin_phase(0)
     assert all(0.0 <= r <= 1.0 for r in ev.evaluate([arch]))
-    with pytest.raises(ValueError, match="width_multiplier"):
-        Inherit(digits, space, supernet, context, width_multiplier=0.5)
+    with pytest.raises(UserError, match="width_multiplier"):
+        make(digits, space, sizes, name="inherit", supernet=supernet, width_multiplier=0.5)
 
 
 def run(cmd, cwd):

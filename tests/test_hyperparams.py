@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
 from enas.arch import Architecture
-from enas.cli.common import CONFIG_DIR, build_task
-from enas.evaluators import Standalone
+from enas.build import build_task
+from enas.cli.common import CONFIG_DIR
+from enas.build import build_evaluator
 from enas.spaces import build_space
 from enas.spaces.hyperparams import WithHyperparameters
 from enas.strategies.base import uniform_architecture
@@ -35,7 +37,7 @@ def test_build_space_wraps_and_round_trips():
 
 def test_choices_map_to_values_and_reach_the_network():
     space = space_with_hp()
-    inner_choices = uniform_architecture("nas_cnn", space.inner.decisions(), torch.Generator().manual_seed(0)).choices
+    inner_choices = uniform_architecture("nas_cnn", space.inner.decisions(), np.random.default_rng(0)).choices
     arch = Architecture("nas_cnn", inner_choices + (1, 1))
     assert space.hyperparameters(arch) == {"lr": 0.1, "dropout": 0.5}
     assert space.training_hyperparameters(arch) == {"lr": 0.1}
@@ -66,13 +68,13 @@ def test_standalone_applies_training_hyperparameters():
     hp = {"lr": [0.01, 0.2], "epochs": [1, 2], "batch_size": [16, 32]}
     space = build_space("nas_cnn", num_layers=1, hyperparameters=hp)
     task = build_task(data, "cpu", 0)
-    context = {"config": {"data": data, "trainer": trainer, "seed": 0},
-               "sizes": {"width_multiplier": 0.25, **task.model_sizes()}, "device": "cpu"}
-    ev = Standalone(task, space, None, context, engine="inline")
-    inner = uniform_architecture("nas_cnn", space.inner.decisions(), torch.Generator().manual_seed(0)).choices
+    cfg = {"data": data, "trainer": trainer, "seed": 0, "evaluator": {"name": "standalone"}}
+    ev = build_evaluator(cfg, task, space, None, {"width_multiplier": 0.25, **task.model_sizes()}, None, "cpu",
+                         options={"engine": "inline"})
+    inner = uniform_architecture("nas_cnn", space.inner.decisions(), np.random.default_rng(0)).choices
     arch = Architecture("nas_cnn", inner + (1, 1, 0))
-    job = ev._make_job(ev._new_work(arch, 0))
-    assert job["trainer"]["optim"]["lr"] == 0.2 and job["trainer"]["epochs"] == 2 and job["batch_size"] == 16
+    job = ev.make_job(arch, 0)
+    assert job["training"]["lr"] == 0.2 and job["training"]["epochs"] == 2 and job["training"]["batch_size"] == 16
     ev.begin_phase(0)
     assert 0.0 <= ev.evaluate([arch])[0] <= 1.0
 

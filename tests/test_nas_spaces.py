@@ -3,6 +3,7 @@
 import io
 
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -15,7 +16,7 @@ from enas.spaces.nas_rnn_tree import NASRNNTreeSpace
 
 def sample(space, seed):
     """A uniformly random architecture of `space` (random bits for skip decisions)."""
-    return uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(seed))
+    return uniform_architecture(space.name, space.decisions(), np.random.default_rng(seed))
 
 
 def cnn_arch(space, layers, skips=None, strides=None):

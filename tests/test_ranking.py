@@ -45,7 +45,9 @@ def test_kendall_tau_matches_scipy_on_random_data():
 
 class PPLTask:
     metric = "ppl"
-    reward_c = 80.0
+
+    def metric_of_score(self, score):
+        return 80.0 / score
 
 
 def test_rank_by_recorded_rewards(toy_space):

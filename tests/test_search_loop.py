@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from enas.checkpoint import load_checkpoint
-from enas.cli.search import build_search
+from enas.build import build_search
 from tests.helpers import compose_config
 
 
@@ -16,7 +16,7 @@ def smoke_config(*overrides):
 
 def run_loop(cfg, run_dir, max_steps, resume_from=None):
     cfg["search"]["max_steps"] = max_steps
-    loop = build_search(cfg, str(run_dir), torch.device("cpu"), printer=lambda *a: None)
+    loop = build_search(cfg, str(run_dir), torch.device("cpu"))
     if resume_from is not None:
         loop.load_state_dict(load_checkpoint(resume_from))
     loop.run()
@@ -58,7 +58,7 @@ def test_checkpoint_describes_itself(tmp_path):
 
 def test_nonfinite_losses_are_skipped_then_stop_the_run(tmp_path):
     cfg = smoke_config("search.epochs=1", "search.max_nonfinite=3", "search.checkpoint_every=2")
-    loop = build_search(cfg, str(tmp_path), torch.device("cpu"), printer=lambda *a: None)
+    loop = build_search(cfg, str(tmp_path), torch.device("cpu"))
     real_loss = loop.task.loss
     calls = {"n": 0}
 
@@ -70,7 +70,7 @@ def test_nonfinite_losses_are_skipped_then_stop_the_run(tmp_path):
         return loss, state
 
     loop.task.loss = flaky_loss
-    from enas.search_loop import NonFiniteLossError
+    from enas.training import NonFiniteLossError
     with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):
         loop.run()
     assert loop.nonfinite_total == 4
@@ -80,3 +80,46 @@ def test_nonfinite_losses_are_skipped_then_stop_the_run(tmp_path):
     assert saved["position"]["global_step"] == 6 and loop.global_step == 7
     for value in saved["supernet"].values():
         assert torch.isfinite(value).all()
+
+
+def test_the_omega_step_trains_the_aux_head(tmp_path):
+    """ENAS micro search adds the aux head's loss (weight 0.4) to the omega step."""
+    cfg = compose_config("search", ["experiment=smoke_micro", "++space.sizes.aux_head=true", "search.aux_weight=0.4",
+                                    "search.epochs=1", "search.omega_steps=2", "search.strategy_steps=1"])
+    loop = build_search(cfg, str(tmp_path), torch.device("cpu"))
+    seen = []
+    real_loss = loop.task.loss
+
+    def recording_loss(model, batch, state=None, arch=None, aux_weight=0.0):
+        seen.append(aux_weight)
+        return real_loss(model, batch, state, arch, aux_weight=aux_weight)
+
+    loop.task.loss = recording_loss
+    loop.run()
+    assert seen == [0.4, 0.4]
+    batch = next(iter(loop.task.train_batches(0)))
+    arch = loop.strategy.train_samples(1)[0]
+    torch.manual_seed(0)
+    with_aux = real_loss(loop.supernet.train(), batch, None, arch, aux_weight=0.4)[0]
+    torch.manual_seed(0)
+    without = real_loss(loop.supernet, batch, None, arch, aux_weight=0.0)[0]
+    assert with_aux.item() > without.item() + 1e-3       # the aux loss is really in the sum
+
+
+def test_one_shot_rewards_start_from_a_fresh_recurrent_state(tmp_path):
+    """The official code scores every architecture from zero state: the previous one does not matter."""
+    from enas.evaluators import OneShot
+    loop = build_search(smoke_config("search.epochs=1"), str(tmp_path), torch.device("cpu"))
+    a, b, c = loop.strategy.ask(3)
+
+    def reward_of_b_after(first, **options):
+        evaluator = OneShot(loop.task, loop.supernet, **options)
+        evaluator.position = 0
+        evaluator.evaluate([first])
+        return evaluator.evaluate([b])[0]
+
+    assert reward_of_b_after(a) == reward_of_b_after(c)
+    assert reward_of_b_after(a, fresh_state=False) != reward_of_b_after(c, fresh_state=False)
+    averaged = OneShot(loop.task, loop.supernet, batches_per_reward=3)
+    averaged.evaluate([a])
+    assert averaged.position == 3

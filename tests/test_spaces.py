@@ -6,6 +6,7 @@ statistics (train mode, dropouts 0). Spaces without a supernet must say so.
 """
 
 import pytest
+import numpy as np
 import torch
 
 from enas.spaces import SPACES, build_space
@@ -48,14 +49,13 @@ def test_inherited_network_matches_supernet(name):
         supernet = space.build_supernet(**sizes)
     except NotImplementedError as e:
         assert "standalone" in str(e)
-        arch = uniform_architecture(name, space.decisions())
+        arch = uniform_architecture(name, space.decisions(), np.random.default_rng(0))
         out = run(space.build_network(arch, **sizes), inputs_for(space, sizes), None)
         assert torch.isfinite(out).all()
         return
     supernet.train()
     for seed in range(3):
-        generator = torch.Generator().manual_seed(seed)
-        arch = uniform_architecture(name, space.decisions(), generator)
+        arch = uniform_architecture(name, space.decisions(), np.random.default_rng(seed))
         network = space.build_network(arch, **sizes)
         space.load_inherited(network, supernet, arch)
         network.train()

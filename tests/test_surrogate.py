@@ -23,7 +23,7 @@ def toy_reward(space, arch: Architecture) -> float:
 
 
 def draw(space, n, seed):
-    g = torch.Generator().manual_seed(seed)
+    g = np.random.default_rng(seed)
     return [uniform_architecture(space.name, space.decisions(), g) for _ in range(n)]
 
 

@@ -10,6 +10,7 @@ architecture into .../train. Writes <out_dir>/comparison.md and comparison.csv.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -26,8 +27,10 @@ from enas.cli.derive import run_derive
 from enas.cli.search import run_search
 from enas.cli.train import run_train
 from enas.compare import failed_row, format_csv, format_markdown, run_row
-from enas.search_loop import print_flush
+from enas.logs import run_log
 from enas.utils import UserError
+
+log = logging.getLogger(__name__)
 
 # Keys of compare.yaml that are not forwarded to the runs; strategy/seed are set per run.
 OWN_KEYS = ("strategies", "seeds", "out_dir", "overrides", "derive_top")
@@ -47,7 +50,7 @@ def forwarded_overrides(task_overrides: list[str], extra: list[str]) -> list[str
         if key in OWN_KEYS:
             continue
         if key in PER_RUN_KEYS:
-            print_flush(f"note: {override} ignored: every run sets strategy= and seed= from strategies/seeds")
+            log.info(f"note: {override} ignored: every run sets strategy= and seed= from strategies/seeds")
             continue
         kept.append(override)
     return kept + list(extra)
@@ -112,9 +115,8 @@ def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive
     measured: dict = {}
     start = time.perf_counter()
     try:
-        cfg = compose_run_config(overrides, strategy, seed)
-        config = plain(cfg)
-        run_search(cfg, search_dir)
+        config = plain(compose_run_config(overrides, strategy, seed))
+        run_search(config, search_dir)
         measured["search_seconds"] = time.perf_counter() - start
         state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
         measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
@@ -153,14 +155,14 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
     check_fresh(out_dir, strategies, seeds)
     rows, total = [], len(strategies) * len(seeds)
     for i, (strategy, seed) in enumerate([(s, n) for s in strategies for n in seeds], start=1):
-        print_flush(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} =====")
+        log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} =====")
         try:
             rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
         except RunFailed as failure:
             if not isinstance(failure.error, (UserError, ValueError, FileNotFoundError)):
                 traceback.print_exception(failure.error, file=sys.stderr)
             row = failed_row(strategy, seed, one_line(failure.error), **failure.measured)
-            print_flush(f"run {strategy} seed {seed} FAILED: {row['error']}")
+            log.info(f"run {strategy} seed {seed} FAILED: {row['error']}")
             rows.append(row)
     return rows
 
@@ -185,12 +187,14 @@ def main(cfg: DictConfig) -> None:
     options = plain(cfg)
     overrides = forwarded_overrides(list(hydra_cfg.overrides.task), options["overrides"])
     strategies, seeds = options["strategies"], options["seeds"]
-    print_flush(f"compare: strategies {strategies}, seeds {seeds}, overrides {overrides}, out_dir {out_dir}")
-    rows = run_compare(strategies, seeds, out_dir, overrides, options["derive_top"])
-    md_path, csv_path = write_comparison(out_dir, rows, f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
-    print_flush("\n" + format_markdown(rows, "Strategy comparison"))
-    print_flush(f"wrote {md_path} and {csv_path}")
-    print_flush(f"TensorBoard, runs side by side: tensorboard --logdir {out_dir}")
+    with run_log(os.path.join(out_dir, "compare.log")):
+        log.info(f"compare: strategies {strategies}, seeds {seeds}, overrides {overrides}, out_dir {out_dir}")
+        rows = run_compare(strategies, seeds, out_dir, overrides, options["derive_top"])
+        md_path, csv_path = write_comparison(out_dir, rows,
+                                             f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
+        log.info("\n" + format_markdown(rows, "Strategy comparison"))
+        log.info(f"wrote {md_path} and {csv_path}")
+        log.info(f"TensorBoard, runs side by side: tensorboard --logdir {out_dir}")
     if all(row["status"] != "ok" for row in rows):
         raise UserError(f"all {len(rows)} runs failed (see {md_path})")
 

@@ -10,53 +10,51 @@ tau, and writes <run_dir>/rank_check.json and rank_check.md.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
-from enas.checkpoint import load_checkpoint
+from enas.build import build_evaluator, restore_search
 from enas.cli.common import CONFIG_DIR, plain, user_errors
-from enas.cli.search import build_search
-from enas.evaluators import Standalone
+from enas.logs import run_log
 from enas.ranking import format_rank_table, rank_check, sample_architectures
-from enas.search_loop import print_flush
 from enas.utils import UserError, pick_device
+
+log = logging.getLogger(__name__)
 
 
 def run_rank_check(cfg: dict) -> dict:
+    """One-shot vs standalone ranking of cfg["num_archs"] architectures; the report dict."""
     run_dir = cfg["run_dir"]
-    checkpoint = os.path.join(run_dir, "checkpoint.pt")
     device = pick_device(cfg["device"])
-    state = load_checkpoint(checkpoint, map_location=device)
-    if state.get("kind") != "search":
-        raise UserError(f"{checkpoint}: a {state.get('kind')!r} checkpoint, not a search run")
-    search_cfg = state["config"]
-    loop = build_search(search_cfg, run_dir, device)
-    if loop.supernet is None:
-        raise UserError(f"{checkpoint}: the search used evaluator={search_cfg['evaluator']['name']!r}, which has "
-                        f"no supernet; the rank check compares one-shot scores with standalone training")
-    loop.load_state_dict(state)
     if cfg["num_archs"] < 2:
         raise UserError(f"num_archs={cfg['num_archs']}: need at least 2 architectures to compare rankings")
-    valid_batches = cfg["valid_batches"] if cfg["valid_batches"] is not None else search_cfg["derive"]["valid_batches"]
-    archs = sample_architectures(loop.space, cfg["num_archs"], cfg["seed"])
-    context = {"config": search_cfg, "sizes": loop.metadata["sizes"], "run_dir": run_dir, "device": str(device)}
-    evaluator = Standalone(loop.task, loop.space, None, context, journal="rank_check_evaluations.jsonl",
-                           printer=print_flush, **cfg["standalone"])
-    try:
-        report = rank_check(loop.task, loop.space, loop.supernet, archs, evaluator, valid_batches, print_flush)
-    finally:
-        evaluator.close()
-    report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
-                  standalone=cfg["standalone"], search_step=loop.global_step)
-    save_json(os.path.join(run_dir, "rank_check.json"), report)
-    with open(os.path.join(run_dir, "rank_check.md"), "w") as f:
-        f.write(f"# Ranking check: {loop.space.name}, search step {loop.global_step}\n\n")
-        f.write(format_rank_table(report, markdown=True) + "\n")
-    print_flush(format_rank_table(report))
-    print_flush(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md")
+    with run_log(os.path.join(run_dir, "rank_check.log")):
+        loop = restore_search(run_dir, device)
+        search_cfg = loop.metadata["config"]
+        if loop.supernet is None:
+            raise UserError(f"{loop.checkpoint_path}: the search used evaluator={search_cfg['evaluator']['name']!r}, "
+                            f"which has no supernet; the rank check compares one-shot scores with standalone training")
+        valid_batches = cfg["valid_batches"] if cfg["valid_batches"] is not None else search_cfg["derive"]["valid_batches"]
+        archs = sample_architectures(loop.space, cfg["num_archs"], cfg["seed"])
+        evaluator = build_evaluator({**search_cfg, "evaluator": {"name": "standalone"}}, loop.task, loop.space,
+                                    None, loop.metadata["sizes"], run_dir, device,
+                                    options={**cfg["standalone"], "journal": "rank_check_evaluations.jsonl"})
+        try:
+            report = rank_check(loop.task, loop.space, loop.supernet, archs, evaluator, valid_batches)
+        finally:
+            evaluator.close()
+        report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
+                      standalone=cfg["standalone"], search_step=loop.global_step)
+        save_json(os.path.join(run_dir, "rank_check.json"), report)
+        with open(os.path.join(run_dir, "rank_check.md"), "w") as f:
+            f.write(f"# Ranking check: {loop.space.name}, search step {loop.global_step}\n\n")
+            f.write(format_rank_table(report, markdown=True) + "\n")
+        log.info(format_rank_table(report))
+        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md")
     return report
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import hydra
@@ -13,84 +14,51 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.arch import load_arch_file, save_json
+from enas.build import build_training
 from enas.checkpoint import check_compatible, load_checkpoint
-from enas.cli.common import CONFIG_DIR, build_space_from, build_task, lr_kwargs, model_sizes, plain, user_errors
-from enas.final import Trainer, TrainSettings, perplexity_or_accuracy
-from enas.optim import build_sgd
-from enas.search_loop import print_flush
+from enas.cli.common import CONFIG_DIR, plain, user_errors
+from enas.final import perplexity_or_accuracy
+from enas.logs import run_log
 from enas.tb import open_writer
-from enas.utils import UserError, pick_device, seed_everything
+from enas.utils import UserError, pick_device
 
-
-def train_settings(trainer: dict) -> TrainSettings:
-    optim = trainer["optim"]
-    return TrainSettings(
-        epochs=trainer["epochs"], steps_per_epoch=trainer.get("steps_per_epoch"), lr=optim["lr"],
-        lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
-        grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
-        drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
-        log_every=trainer.get("log_every", 100))
-
-
-def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: str | None, writer=None,
-                   printer=print_flush):
-    """Task, network and Trainer for one architecture (also used by the standalone evaluator)."""
-    if arch_data["space"] != cfg["space"]["name"]:
-        raise UserError(f"{arch_path}: architecture of space {arch_data['space']!r}, but this config trains "
-                        f"space {cfg['space']['name']!r} (choose the matching experiment=...)")
-    space = build_space_from(cfg["space"], arch_data.get("structure") or None)
-    arch = space.arch_from_dict(arch_data, source=arch_path)
-    trainer_cfg = cfg["trainer"]
-    seed_everything(cfg["seed"])
-    task = build_task(cfg["data"], device, cfg["seed"], batch_size=trainer_cfg.get("batch_size"),
-                      cutout=trainer_cfg.get("cutout"))
-    sizes = model_sizes(cfg["space"], task, trainer_cfg.get("sizes"))
-    model = space.build_network(arch, **sizes).to(device)
-    optim = trainer_cfg["optim"]
-    optimizer = build_sgd(model.parameters(), lr=optim["lr"], momentum=optim.get("momentum", 0.0),
-                          weight_decay=optim.get("weight_decay", 0.0), nesterov=optim.get("nesterov", False))
-    metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
-                "arch": space.arch_to_dict(arch), "config": cfg}
-    trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=run_dir, writer=writer,
-                      metadata=metadata, printer=printer)
-    return space, arch, trainer
+log = logging.getLogger(__name__)
 
 
 def run_train(cfg: dict, run_dir: str) -> dict:
+    """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json)."""
     device = pick_device(cfg["device"])
     arch_path = cfg["arch"]
     arch_data = load_arch_file(arch_path)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
     if os.path.exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    writer = open_writer(run_dir)
-    space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer)
-    if cfg["resume"]:
-        state = load_checkpoint(checkpoint, map_location=device)
-        if state.get("kind") != "train":
-            raise UserError(f"{checkpoint}: a {state.get('kind')!r} checkpoint, not a training run")
-        check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
-                                             "sizes": trainer.metadata["sizes"],
-                                             "arch": trainer.metadata["arch"]})
-        trainer.load_state_dict(state)
-        print_flush(f"resumed {checkpoint} at epoch {trainer.epoch + 1}")
-    params = sum(p.numel() for p in trainer.model.parameters())
-    print_flush(f"train: {space.name} {space.describe(arch)[:120]}")
-    print_flush(f"{params:,} parameters, device {device}, run dir {run_dir}")
-    try:
-        trainer.run()
-    finally:
-        writer.flush()
-    valid = trainer.task.evaluate(trainer.model, "valid", None, None)
-    test = trainer.test()
-    writer.close()
-    result = {"arch": os.path.abspath(arch_path), "epochs": trainer.epoch, "params": params,
-              "valid": valid, "test": test}
-    save_json(os.path.join(run_dir, "result.json"), result)
-    print_flush(f"final: valid {perplexity_or_accuracy(trainer.task, valid)}  "
-                f"test {perplexity_or_accuracy(trainer.task, test)}")
-    print_flush(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "
-                f"{os.path.join(run_dir, 'tb')}")
+    with run_log(os.path.join(run_dir, "train.log")):
+        writer = open_writer(run_dir)
+        try:
+            space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer)
+            if cfg["resume"]:
+                state = load_checkpoint(checkpoint, map_location=device, kind="train")
+                check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
+                                                     "sizes": trainer.metadata["sizes"],
+                                                     "arch": trainer.metadata["arch"]})
+                trainer.load_state_dict(state)
+                log.info(f"resumed {checkpoint} at epoch {trainer.epoch + 1}")
+            params = sum(p.numel() for p in trainer.model.parameters())
+            log.info(f"train: {space.name} {space.describe(arch)[:120]}")
+            log.info(f"{params:,} parameters, device {device}, run dir {run_dir}")
+            trainer.run()
+            valid = trainer.task.evaluate(trainer.model, "valid", None, None)
+            test = trainer.test()
+        finally:
+            writer.close()
+        result = {"arch": os.path.abspath(arch_path), "epochs": trainer.epoch, "params": params,
+                  "valid": valid, "test": test}
+        save_json(os.path.join(run_dir, "result.json"), result)
+        log.info(f"final: valid {perplexity_or_accuracy(trainer.task, valid)}  "
+                 f"test {perplexity_or_accuracy(trainer.task, test)}")
+        log.info(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "
+                 f"{os.path.join(run_dir, 'tb')}")
     return result
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
+import numpy as np
 
 from enas.arch import Architecture, Decision
-from enas.spaces.base import SearchSpace
+from enas.rng import generator_state, restore_generator_state
+
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 STRATEGIES: dict[str, type["Strategy"]] = {}
 
@@ -32,7 +35,7 @@ def register_strategy(name: str) -> Callable[[type], type]:
     return wrap
 
 
-def build_strategy(name: str, space: SearchSpace, **kwargs) -> "Strategy":
+def build_strategy(name: str, space: "SearchSpace", **kwargs) -> "Strategy":
     """Instantiate a registered strategy by name."""
     import enas.strategies  # noqa: F401  (registers the built-in strategies)
     if name not in STRATEGIES:
@@ -40,16 +43,16 @@ def build_strategy(name: str, space: SearchSpace, **kwargs) -> "Strategy":
     return STRATEGIES[name](space, **kwargs)
 
 
-def uniform_architecture(space_name: str, decisions: Sequence[Decision],
-                         generator: torch.Generator | None = None) -> Architecture:
-    """One architecture drawn uniformly (every skip bit on with probability 1/2)."""
+def uniform_architecture(space_name: str, decisions: Sequence[Decision], rng: np.random.Generator,
+                         skip_prob: float = 0.5) -> Architecture:
+    """One architecture drawn at random: every op/input value equally likely, every skip bit on
+    with probability `skip_prob` (0.5: uniform over all bit patterns). The one sampler of enas."""
     choices = []
     for d in decisions:
         if d.kind == "skip":
-            bits = torch.randint(0, 2, (d.num_choices,), generator=generator)
-            choices.append(tuple(int(b) for b in bits))
+            choices.append(tuple(int(b) for b in (rng.random(d.num_choices) < skip_prob)))
         else:
-            choices.append(int(torch.randint(0, d.num_choices, (1,), generator=generator)))
+            choices.append(int(rng.integers(d.num_choices)))
     return Architecture(space_name, tuple(choices))
 
 
@@ -66,11 +69,12 @@ class Strategy(ABC):
     #: TensorBoard prefix of the scalars that `tell` returns.
     log_prefix: str = "strategy"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, top_k: int = 20):
+    def __init__(self, space: "SearchSpace", seed: int = 0, top_k: int = 20):
         self.space = space
         self.decisions = space.decisions()
         self.seed = seed
         self.top_k = top_k
+        self.train_rng = np.random.default_rng([seed, 1])   # uniform omega-phase samples
         self._best: list[tuple[float, str, list]] = []  # min-heap of (reward, key, choices)
 
     @abstractmethod
@@ -86,12 +90,12 @@ class Strategy(ABC):
     def train_samples(self, n: int) -> list[Architecture]:
         """Architectures to train the shared weights on (omega phase).
 
-        By default uniform samples drawn from torch's global generator (whose state every
-        checkpoint saves): random search with weight sharing. Policy strategies (the controller)
+        By default uniform samples from the strategy's own generator (saved in `state_dict`):
+        random search with weight sharing. Policy strategies (the controller)
         override this with their own samples. Kept apart from `ask` so that training the
         supernet never consumes a model-based strategy's proposals.
         """
-        return [uniform_architecture(self.space.name, self.decisions) for _ in range(n)]
+        return [uniform_architecture(self.space.name, self.decisions, self.train_rng) for _ in range(n)]
 
     def proposals(self, n: int) -> list[Architecture]:
         """Candidates for deriving the final architecture: by default the best seen so far.
@@ -103,8 +107,7 @@ class Strategy(ABC):
     def best(self, k: int | None = None) -> list[tuple[Architecture, float]]:
         """The best (architecture, reward) pairs seen, best first."""
         ranked = sorted(self._best, key=lambda t: (-t[0], t[1]))[: k or self.top_k]
-        return [(Architecture(self.space.name, tuple(tuple(c) if isinstance(c, list) else c for c in ch)), r)
-                for r, _, ch in ranked]
+        return [(Architecture.from_plain(self.space.name, ch), r) for r, _, ch in ranked]
 
     def _remember(self, arch: Architecture, reward: float) -> None:
         key = arch.key()
@@ -112,7 +115,7 @@ class Strategy(ABC):
             # keep the latest reward of an architecture seen again (shared weights move on)
             self._best = [t for t in self._best if t[1] != key]
             heapq.heapify(self._best)
-        item = (reward, key, [list(c) if isinstance(c, tuple) else c for c in arch.choices])
+        item = (reward, key, arch.plain_choices())
         if len(self._best) < self.top_k:
             heapq.heappush(self._best, item)
         elif reward > self._best[0][0]:
@@ -120,9 +123,10 @@ class Strategy(ABC):
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly; subclasses extend it."""
-        return {"best": [list(t) for t in self._best]}
+        return {"best": [list(t) for t in self._best], "train_rng": generator_state(self.train_rng)}
 
     def load_state_dict(self, state: dict) -> None:
+        restore_generator_state(self.train_rng, state["train_rng"])
         self._best = [(float(r), str(k), ch) for r, k, ch in state["best"]]
         heapq.heapify(self._best)
 

@@ -10,14 +10,16 @@ exactly one decision.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from enas.arch import Architecture
-from enas.spaces.base import SearchSpace
-from enas.strategies.base import Strategy, register_strategy
-from enas.strategies.random import plain_choices, random_choices, rng_state, set_rng_state, tuple_choices
+from enas.arch import Architecture, hashable_choices, plain_choices
+from enas.rng import generator_state, restore_generator_state
+from enas.strategies.base import Strategy, register_strategy, uniform_architecture
+
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 
 @register_strategy("evolution")
@@ -56,7 +58,7 @@ class EvolutionStrategy(Strategy):
         archs = []
         for _ in range(n):
             if self.num_random_asked < self.population_size or not self.population:
-                choices = random_choices(self.decisions, self.rng, self.skip_prob)
+                choices = uniform_architecture(self.space.name, self.decisions, self.rng, self.skip_prob).choices
                 self.num_random_asked += 1
             else:
                 choices = self.mutate(self.tournament())
@@ -122,7 +124,7 @@ class EvolutionStrategy(Strategy):
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update({
-            "rng": rng_state(self.rng),
+            "rng": generator_state(self.rng),
             "population": [[plain_choices(c), f, b] for c, f, b in self.population],
             "pending": [plain_choices(c) for c in self.pending],
             "num_random_asked": self.num_random_asked,
@@ -132,8 +134,8 @@ class EvolutionStrategy(Strategy):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        set_rng_state(self.rng, state["rng"])
-        self.population = [(tuple_choices(c), float(f), int(b)) for c, f, b in state["population"]]
-        self.pending = [tuple_choices(c) for c in state["pending"]]
+        restore_generator_state(self.rng, state["rng"])
+        self.population = [(hashable_choices(c), float(f), int(b)) for c, f, b in state["population"]]
+        self.pending = [hashable_choices(c) for c in state["pending"]]
         self.num_random_asked = int(state["num_random_asked"])
         self.step = int(state["step"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from enas.arch import Architecture, Decision
-from enas.spaces.base import SearchSpace
 from enas.strategies.base import Strategy, register_strategy
+
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 
 def decision_size(decision: Decision) -> int:

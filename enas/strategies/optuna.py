@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import optuna
@@ -19,10 +19,12 @@ import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from enas.arch import Architecture
-from enas.spaces.base import SearchSpace
+from enas.arch import Architecture, hashable_choices, plain_choices
+from enas.rng import plain_value
 from enas.strategies.base import Strategy, register_strategy
-from enas.strategies.random import plain_choices, plain_value, tuple_choices
+
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 SAMPLERS = ("tpe", "gp")
 
@@ -168,7 +170,7 @@ class OptunaStrategy(Strategy):
         super().load_state_dict(state)
         self._new_study()
         for choices, trial_state, value in state["trials"]:
-            number = self._add_trial(tuple_choices(choices), trial_state, value)
+            number = self._add_trial(hashable_choices(choices), trial_state, value)
             if trial_state == "running":
                 key = Architecture(self.space.name, self.records[number]["choices"]).key()
                 self.pending.setdefault(key, deque()).append(number)

@@ -1,63 +1,17 @@
-"""Random search: every architecture drawn uniformly from the space.
-
-Also home of the small RNG helpers the other classical strategies share.
-"""
+"""Random search: every architecture drawn uniformly from the space."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from enas.arch import Architecture, Decision
-from enas.spaces.base import SearchSpace
-from enas.strategies.base import Strategy, register_strategy
+from enas.arch import Architecture
+from enas.rng import generator_state, restore_generator_state
+from enas.strategies.base import Strategy, register_strategy, uniform_architecture
 
-
-def random_choice(decision: Decision, rng: np.random.Generator, skip_prob: float = 0.5) -> int | tuple[int, ...]:
-    """One uniformly random value of `decision` (skip: each bit on with probability `skip_prob`)."""
-    if decision.kind == "skip":
-        return tuple(int(b) for b in (rng.random(decision.num_choices) < skip_prob))
-    return int(rng.integers(decision.num_choices))
-
-
-def random_choices(decisions: Sequence[Decision], rng: np.random.Generator,
-                   skip_prob: float = 0.5) -> tuple:
-    """A random value for every decision, in order."""
-    return tuple(random_choice(d, rng, skip_prob) for d in decisions)
-
-
-def plain_choices(choices: Sequence) -> list:
-    """Choices as plain lists (skip tuples become lists), for state dicts."""
-    return [list(c) if isinstance(c, (list, tuple)) else int(c) for c in choices]
-
-
-def tuple_choices(choices: Sequence) -> tuple:
-    """The inverse of `plain_choices`: hashable choices as an Architecture holds them."""
-    return tuple(tuple(int(b) for b in c) if isinstance(c, (list, tuple)) else int(c) for c in choices)
-
-
-def rng_state(rng: np.random.Generator) -> dict:
-    """The generator's state as plain Python values (safe for torch.load(weights_only=True))."""
-    return plain_value(rng.bit_generator.state)
-
-
-def set_rng_state(rng: np.random.Generator, state: dict) -> None:
-    """Restore a state saved by `rng_state`."""
-    rng.bit_generator.state = state
-
-
-def plain_value(value):
-    """Recursively turn numpy scalars/arrays inside dicts and lists into Python values."""
-    if isinstance(value, dict):
-        return {k: plain_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_value(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 
 @register_strategy("random")
@@ -76,8 +30,7 @@ class RandomStrategy(Strategy):
         self.rng = np.random.default_rng(seed)
 
     def ask(self, n: int) -> list[Architecture]:
-        return [Architecture(self.space.name, random_choices(self.decisions, self.rng, self.skip_prob))
-                for _ in range(n)]
+        return [uniform_architecture(self.space.name, self.decisions, self.rng, self.skip_prob) for _ in range(n)]
 
     def tell(self, archs: Sequence[Architecture], rewards: Sequence[float]) -> dict[str, float]:
         super().tell(archs, rewards)
@@ -85,9 +38,9 @@ class RandomStrategy(Strategy):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["rng"] = rng_state(self.rng)
+        state["rng"] = generator_state(self.rng)
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        set_rng_state(self.rng, state["rng"])
+        restore_generator_state(self.rng, state["rng"])

@@ -8,14 +8,16 @@ reward of each architecture. Adam on the controller's parameters.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from enas.arch import Architecture
-from enas.spaces.base import SearchSpace
 from enas.strategies.base import Strategy, register_strategy
 from enas.strategies.controller import Controller
+
+if TYPE_CHECKING:                      # strategies see a space only through name and decisions()
+    from enas.spaces.base import SearchSpace
 
 
 @register_strategy("reinforce")

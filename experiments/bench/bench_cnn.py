@@ -18,6 +18,7 @@ import os
 import statistics
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -103,7 +104,7 @@ def run(quick: bool, batch_size: int, num_archs: int, seed: int) -> list[dict]:
     rows = []
     for name, structure, sizes in CASES:
         space = SPACES[name](**structure)
-        arch_generator = torch.Generator().manual_seed(seed)
+        arch_generator = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
         images = torch.randn(batch_size, DATA["in_channels"], DATA["image_size"], DATA["image_size"], generator=gen)
         labels = torch.randint(0, DATA["num_classes"], (batch_size,), generator=gen)

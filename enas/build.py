@@ -1,0 +1,316 @@
+"""The build layer: config sections (plain dicts) -> objects.
+
+This is the one library module that reads the configuration. Everything below it (the search
+loop, evaluators, final training, spaces, strategies, tasks) takes numbers, tensors and
+objects. The command lines (enas/cli/) resolve the Hydra config to a plain dict and call the
+functions here; so do worker processes, which get a plain picklable job (`run_child`).
+
+    cfg["data"]                       -> build_task        -> LanguageModel | ImageClassification
+    cfg["space"]                      -> build_space       -> SearchSpace (+ model_sizes)
+    cfg["strategy"]                   -> build_strategy    -> Strategy
+    cfg["evaluator"] (+ data/trainer) -> build_evaluator   -> OneShot | Standalone | Inherit
+    cfg["search"] / cfg["trainer"]    -> search_settings / train_settings, build_optimizer
+    whole search config               -> build_search      -> SearchLoop
+    search config + arch.json         -> build_training    -> (space, arch, Trainer)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import torch
+
+from enas.arch import Architecture
+from enas.utils import UserError, seed_everything
+
+# Evaluators that score architectures with (or start from) the shared supernet's weights.
+SUPERNET_EVALUATORS = ("one_shot", "inherit")
+TEXT_DATASETS = ("ptb",)
+
+
+# --- data -----------------------------------------------------------------------------------------
+def build_task(data: dict, device, seed: int, batch_size: int | None = None, cutout: int | None = None):
+    """A `Task` from the `data` config section (batch size / cutout may be overridden for training)."""
+    if data["name"] in TEXT_DATASETS:
+        return _build_text_task(data, device, batch_size)
+    return _build_image_task(data, device, seed, batch_size, cutout)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_corpus(path: str | None):
+    # Tokenising PTB takes a few seconds; derive, rank checks and tests build tasks repeatedly.
+    from enas.data.text import load_corpus
+    return load_corpus(path)
+
+
+def _build_text_task(data: dict, device, batch_size):
+    from enas.tasks import LanguageModel
+    path = data.get("path")
+    if path is not None and not os.path.isdir(path):
+        raise UserError(f"data.path={path}: no such directory (expected ptb.train.txt, ptb.valid.txt, ptb.test.txt)")
+    corpus = _cached_corpus(path)
+    return LanguageModel(corpus, batch_size=batch_size or data["batch_size"],
+                         eval_batch_size=data["eval_batch_size"], bptt=data["bptt"], device=device,
+                         reward_c=data.get("reward_c", 80.0), test_batch_size=data.get("test_batch_size", 1))
+
+
+def _subset(x, y, limit: int | None, seed: int):
+    """Keep the first `limit` images of a fixed random order (a low-fidelity data fraction)."""
+    if limit is None or limit >= len(y):
+        return x, y
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    return x[order], y[order]
+
+
+def _build_image_task(data: dict, device, seed: int, batch_size, cutout):
+    from enas.data.images import ImageBatches, channel_stats, load_images, split_train_valid
+    from enas.tasks import ImageClassification
+    ds = load_images(data["name"], data.get("path"), data.get("limit_per_class"))
+    train_x, train_y, valid_x, valid_y = split_train_valid(ds, data["num_valid"], seed)
+    train_x, train_y = _subset(train_x, train_y, data.get("train_limit"), seed)
+    test_x, test_y = _subset(ds.test_x, ds.test_y, data.get("test_limit"), seed)
+    mean, std = channel_stats(train_x)
+    augment = dict(data.get("augment") or {})
+    if cutout is not None:
+        augment["cutout"] = cutout
+    bs = batch_size or data["batch_size"]
+    eval_bs = data.get("eval_batch_size", bs)
+    train = ImageBatches(train_x, train_y, mean, std, bs, device=device, drop_last=True, **augment)
+    valid = ImageBatches(valid_x, valid_y, mean, std, eval_bs, device=device)
+    test = ImageBatches(test_x, test_y, mean, std, eval_bs, device=device)
+    return ImageClassification(train, valid, test, num_classes=ds.num_classes, seed=seed)
+
+
+# --- space, strategy, optimizer, surrogate ---------------------------------------------------------
+def build_space(space_cfg: dict, structure: dict | None = None):
+    """The search space named in `space_cfg` (structure from the config, or from an arch.json)."""
+    from enas.spaces import build_space as space_by_name
+    try:
+        return space_by_name(space_cfg["name"], **(structure if structure is not None else space_cfg.get("structure", {})))
+    except TypeError as e:
+        raise UserError(f"space {space_cfg['name']!r}: bad structure ({e})") from None
+
+
+def model_sizes(space_cfg: dict, task, overrides: dict | None = None) -> dict:
+    """Builder kwargs: the space's sizes, optional overrides (final training), the data's sizes."""
+    return {**space_cfg.get("sizes", {}), **(overrides or {}), **task.model_sizes()}
+
+
+def build_strategy(strategy_cfg: dict, space, seed: int, device):
+    """The strategy named in `strategy_cfg`, on `device` when it has parameters."""
+    from enas.strategies import build_strategy as strategy_by_name
+    try:
+        strategy = strategy_by_name(strategy_cfg["name"], space, seed=seed, **strategy_cfg.get("options", {}))
+    except TypeError as e:
+        raise UserError(f"strategy {strategy_cfg['name']!r}: bad option ({e})") from None
+    return strategy.to(device)
+
+
+def build_optimizer(params, optim: dict) -> torch.optim.SGD:
+    """SGD from an `optim` config section (Nesterov only with momentum, as torch requires)."""
+    momentum = optim.get("momentum", 0.0)
+    return torch.optim.SGD(params, lr=optim["lr"], momentum=momentum, weight_decay=optim.get("weight_decay", 0.0),
+                           nesterov=bool(optim.get("nesterov", False)) and momentum > 0)
+
+
+def lr_kwargs(optim: dict) -> dict:
+    """The schedule arguments of an `optim` config section."""
+    return {k: optim[k] for k in ("decay", "decay_start", "t0", "t_mul", "lr_min") if optim.get(k) is not None}
+
+
+def build_surrogate(surrogate_cfg: dict | None, space):
+    """Optional surrogate pre-screening (search.surrogate.share < 1)."""
+    if not surrogate_cfg or surrogate_cfg.get("share", 1.0) >= 1.0:
+        return None
+    from enas.surrogate import Surrogate
+    options = {k: v for k, v in surrogate_cfg.items() if k != "share"}
+    return Surrogate(space.decisions(), share=surrogate_cfg["share"], **options)
+
+
+# --- evaluators ---------------------------------------------------------------------------------------
+def child_recipe(cfg: dict, device) -> dict:
+    """What every standalone child of a search shares: plain values, read back by `run_child` only."""
+    return {"data": cfg["data"], "trainer": cfg["trainer"], "data_seed": int(cfg["seed"]), "device": str(device)}
+
+
+def build_evaluator(cfg: dict, task, space, supernet, sizes: dict, run_dir: str | None, device,
+                    options: dict | None = None, child_fn=None):
+    """The evaluator of `cfg["evaluator"]` (its options, or `options` given explicitly).
+
+    Standalone/inherit children run `child_fn` (default `run_child`) on the recipe of `cfg`;
+    tests inject their own child function here.
+    """
+    from enas.evaluators import EVALUATORS, Inherit, OneShot, Standalone
+    name = cfg["evaluator"]["name"]
+    options = dict(cfg["evaluator"].get("options") or {}) if options is None else dict(options)
+    if name not in EVALUATORS:
+        raise UserError(f"unknown evaluator {name!r}; known: {', '.join(EVALUATORS)}")
+    if name in SUPERNET_EVALUATORS and supernet is None:
+        raise UserError(f"evaluator {name} needs a supernet; space {space.name!r} has none (use evaluator=standalone)")
+    try:
+        if name == "one_shot":
+            return OneShot(task, supernet, **options)
+        trainer = cfg["trainer"]
+        for key in ("valid_batches", "batch_size"):
+            if options.get(key) is None:
+                options[key] = trainer.get(key)
+        if options.get("seed") is None:
+            options["seed"] = cfg["seed"]
+        cls = Inherit if name == "inherit" else Standalone
+        return cls(task, space, child_fn or run_child, child_recipe(cfg, device), sizes, run_dir, supernet,
+                   **options)
+    except TypeError as e:
+        raise UserError(f"evaluator {name!r}: bad option ({e})") from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+#: Tasks built by `run_child`, per worker process and data config (PTB is read once per worker).
+_TASK_CACHE: dict[str, object] = {}
+
+
+def _child_task(data: dict, seed: int, batch_size: int | None, device: str):
+    key = json.dumps([data, seed, batch_size, device], sort_keys=True)
+    if key not in _TASK_CACHE:
+        if len(_TASK_CACHE) >= 4:            # a worker serves one search: keep memory bounded
+            _TASK_CACHE.clear()
+        _TASK_CACHE[key] = build_task(data, device, seed, batch_size=batch_size)
+    return _TASK_CACHE[key]
+
+
+def _child_trainer_cfg(trainer: dict, training: dict) -> dict:
+    """The recipe's trainer section with a child's overrides (None: keep the recipe's value)."""
+    out = json.loads(json.dumps(trainer))          # a deep copy of plain values
+    out["log_every"] = 0
+    for key in ("epochs", "steps_per_epoch", "valid_batches"):
+        out[key] = training[key]
+    for key in ("lr", "weight_decay"):
+        if training.get(key) is not None:
+            out["optim"][key] = float(training[key])
+    return out
+
+
+def run_child(job: dict) -> dict:
+    """Train one standalone child (a job of `enas.evaluators.Standalone`) and score it on validation.
+
+    Runs in a worker process; builds everything through this layer.
+    Returns {"reward", "metrics", "seconds", "pid"}.
+    """
+    from enas.final import Trainer
+    from enas.spaces import build_space as space_by_name
+    t0 = time.time()
+    recipe, training = job["recipe"], job["training"]
+    data = dict(recipe["data"])
+    if job.get("train_limit") is not None:
+        data["train_limit"] = job["train_limit"]
+    trainer_cfg = _child_trainer_cfg(recipe["trainer"], training)
+    device = recipe["device"]
+    task = _child_task(data, recipe["data_seed"], training.get("batch_size"), device)
+    space = space_by_name(job["space"], **job["structure"])
+    arch = space.validate(Architecture.from_plain(space.name, job["choices"]))
+    seed_everything(job["seed"])
+    model = space.build_network(arch, **job["sizes"])
+    if job.get("init_state") is not None:
+        model.load_state_dict(job["init_state"])
+    model = model.to(device)
+    optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
+    trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=None, prefix="child")
+    trainer.run()
+    # The last epoch's validation is task.evaluate(model, "valid", None, valid_batches) of the final model.
+    last = trainer.history[-1] if trainer.history else None
+    if last is None:
+        metrics = task.evaluate(model, "valid", None, trainer_cfg.get("valid_batches"))
+    else:
+        metrics = {k[len("valid_"):]: v for k, v in last.items() if k.startswith("valid_")}
+    return {"reward": float(task.score(metrics)), "metrics": metrics, "seconds": time.time() - t0,
+            "pid": os.getpid()}
+
+
+# --- search and training -----------------------------------------------------------------------------
+def search_settings(search: dict):
+    """`SearchSettings` from the `search` config section."""
+    from enas.search_loop import SearchSettings
+    optim = search["optim"]
+    return SearchSettings(
+        epochs=search["epochs"], omega_steps=search.get("omega_steps"), max_steps=search.get("max_steps"),
+        strategy_steps=search["strategy_steps"], archs_per_step=search["archs_per_step"],
+        lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
+        grad_clip=optim.get("grad_clip", 0.0), aux_weight=search.get("aux_weight", 0.0),
+        valid_batches=search.get("valid_batches"), checkpoint_every=search.get("checkpoint_every", 0),
+        log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10))
+
+
+def train_settings(trainer: dict):
+    """`TrainSettings` from the `trainer` config section."""
+    from enas.final import TrainSettings
+    optim = trainer["optim"]
+    return TrainSettings(
+        epochs=trainer["epochs"], steps_per_epoch=trainer.get("steps_per_epoch"), lr=optim["lr"],
+        lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
+        grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
+        drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
+        log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10))
+
+
+def build_search(cfg: dict, run_dir: str, device, writer=None, task=None):
+    """Everything a search needs, from a plain config dict (also used by enas-derive/rank-check).
+
+    `task` may be given to skip loading the data (tests of presets whose data is not here).
+    """
+    from enas.search_loop import SearchLoop
+    seed_everything(cfg["seed"])
+    task = task if task is not None else build_task(cfg["data"], device, cfg["seed"])
+    space = build_space(cfg["space"])
+    sizes = model_sizes(cfg["space"], task)
+    supernet = optimizer = None
+    if cfg["evaluator"]["name"] in SUPERNET_EVALUATORS:
+        try:
+            supernet = space.build_supernet(**sizes).to(device)
+        except NotImplementedError as e:
+            raise UserError(f"space {space.name!r}: {e}") from None
+        optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"])
+    strategy = build_strategy(cfg["strategy"], space, cfg["seed"], device)
+    evaluator = build_evaluator(cfg, task, space, supernet, sizes, run_dir, device)
+    surrogate = build_surrogate(cfg["search"].get("surrogate"), space)
+    metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
+                "strategy_name": strategy.name, "config": cfg}
+    return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, search_settings(cfg["search"]),
+                      run_dir=run_dir, writer=writer, metadata=metadata, surrogate=surrogate)
+
+
+def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: str | None, writer=None,
+                   task=None):
+    """Space, architecture and `Trainer` for training one architecture from scratch (enas-train)."""
+    from enas.final import Trainer
+    if arch_data["space"] != cfg["space"]["name"]:
+        raise UserError(f"{arch_path}: architecture of space {arch_data['space']!r}, but this config trains "
+                        f"space {cfg['space']['name']!r} (choose the matching experiment=...)")
+    space = build_space(cfg["space"], arch_data.get("structure") or None)
+    arch = space.arch_from_dict(arch_data, source=arch_path)
+    trainer_cfg = cfg["trainer"]
+    seed_everything(cfg["seed"])
+    if task is None:
+        task = build_task(cfg["data"], device, cfg["seed"], batch_size=trainer_cfg.get("batch_size"),
+                          cutout=trainer_cfg.get("cutout"))
+    sizes = model_sizes(cfg["space"], task, trainer_cfg.get("sizes"))
+    model = space.build_network(arch, **sizes).to(device)
+    optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
+    metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
+                "arch": space.arch_to_dict(arch), "config": cfg}
+    trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=run_dir, writer=writer,
+                      metadata=metadata)
+    return space, arch, trainer
+
+
+def restore_search(run_dir: str, device):
+    """The search loop of an earlier run, rebuilt from the config stored in its checkpoint and
+    loaded with its state (enas-derive, enas-rank-check). Stored names are looked up in the
+    registries only: nothing read from the run directory names code to import or call."""
+    from enas.checkpoint import load_checkpoint
+    state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"), map_location=device, kind="search")
+    loop = build_search(state["config"], run_dir, device)
+    loop.load_state_dict(state)
+    return loop

@@ -1,0 +1,74 @@
+"""The one training step of enas, and its policy for non-finite losses.
+
+Every gradient step of the framework goes through `StepRunner.step`: the supernet's omega
+phase (enas.search_loop), final training and the standalone children (enas.final). One step:
+
+    loss, state = task.loss(model, batch, state, arch, aux_weight)     # forward (the caller)
+    finite?  no  -> skip: zero the gradients, count it, warn; N in a row -> NonFiniteLossError
+             yes -> zero_grad, backward, clip the gradient norm, optimizer step
+
+`NonFiniteLossError` is a `UserError`, so every command reports it as the same one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable
+
+import torch
+
+from enas.utils import UserError, state_is_finite
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(UserError):
+    """Too many non-finite losses in a row: the run stops; the last checkpoint written stays."""
+
+
+class StepRunner:
+    """Backward, clip and optimizer step on finite losses; skips and counts the others.
+
+    `checkpoint_path` (may be None) is named in the stop message when the file exists, so the
+    user knows what is left to resume from.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
+                 grad_clip: float = 0.0, max_nonfinite: int = 10, checkpoint_path: str | None = None):
+        self.optimizer = optimizer
+        self.parameters = [p for p in parameters]
+        self.grad_clip = grad_clip
+        self.max_nonfinite = max_nonfinite
+        self.checkpoint_path = checkpoint_path
+        self.nonfinite_total = 0          # skipped steps over the run (checkpointed by the owner)
+        self.consecutive = 0              # skipped steps since the last good one
+
+    def step(self, loss: torch.Tensor, state=None, where: str = "") -> float | None:
+        """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite."""
+        if not torch.isfinite(loss) or not state_is_finite(state):
+            self._skip(loss, where)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
+        self.optimizer.step()
+        self.consecutive = 0
+        return loss.item()
+
+    def _skip(self, loss: torch.Tensor, where: str) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite_total += 1
+        self.consecutive += 1
+        if self.consecutive >= self.max_nonfinite:
+            raise NonFiniteLossError(self._stop_message(where))
+        log.warning("non-finite loss (%s) %s; step skipped", loss.item(), where)
+
+    def _stop_message(self, where: str) -> str:
+        if self.checkpoint_path and os.path.exists(self.checkpoint_path):
+            kept = f"the last good checkpoint is {self.checkpoint_path}"
+        else:
+            kept = "no checkpoint was written yet"
+        return (f"{self.consecutive} non-finite losses in a row {where}: stopping (lower the learning rate "
+                f"or clip gradients harder with a smaller grad_clip); {kept}")
