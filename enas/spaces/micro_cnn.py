@@ -8,6 +8,12 @@ Decisions, in order, for cell in ("normal", "reduce") (group = the cell name), n
     {cell}_node{j}_op_a   op: one of MICRO_OPS
     {cell}_node{j}_op_b   op (anchor)
 
+Op decisions carry the official controller's prior (melodyguan/enas
+src/cifar10/micro_controller.py:100-109, 178-185): a learned op-logit bias that starts at 10 for
+the separable convs and 0 for the others (squashed by tanh, so the convs dominate early), and,
+in the normal cell only, a fixed bias of +0.25 for the separable convs and -0.25 for the others
+(`OP_INIT_BIAS`, `NORMAL_OP_FIXED_BIAS`; a controller applies them with `priors=True`).
+
 Cell (inputs s0, s1: the outputs of the two previous cells):
 
     x0 = pre0(s0), x1 = pre1(s1)       # to `c` channels at this cell's resolution: ReLU-conv1x1-BN,
@@ -57,6 +63,14 @@ from enas.spaces.cnn_ops import (FactorizedReduce, ReLUConvBN, batch_norm, drop_
 
 MICRO_OPS = ("identity", "sep_conv3x3", "sep_conv5x5", "avg_pool3x3", "max_pool3x3")
 CELL_KINDS = ("normal", "reduce")
+
+# The official prior per op label (official op order: sep3, sep5, avg, max, identity; bias
+# [10, 10, 0, 0, 0] learned, micro_controller.py:100-104; [0.25, 0.25, -0.25, -0.25, -0.25]
+# fixed, normal cell only, micro_controller.py:106-109 and :184-185).
+OP_INIT_BIAS = {"sep_conv3x3": 10.0, "sep_conv5x5": 10.0, "avg_pool3x3": 0.0, "max_pool3x3": 0.0,
+                "identity": 0.0}
+NORMAL_OP_FIXED_BIAS = {"sep_conv3x3": 0.25, "sep_conv5x5": 0.25, "avg_pool3x3": -0.25,
+                        "max_pool3x3": -0.25, "identity": -0.25}
 
 # A cell genotype is one (in_a, in_b, op_a, op_b) tuple per node; a genotype maps cell kind -> cell genotype.
 CellGenotype = list[tuple[int, int, int, int]]
@@ -212,13 +226,17 @@ class MicroCNNSpace(SearchSpace):
 
     def decisions(self) -> list[Decision]:
         out = []
+        init = tuple(OP_INIT_BIAS[op] for op in MICRO_OPS)
         for kind in CELL_KINDS:
+            fixed = tuple(NORMAL_OP_FIXED_BIAS[op] for op in MICRO_OPS) if kind == "normal" else ()
             for j in range(self.num_nodes):
                 prefix = f"{kind}_node{j}"
                 out += [Decision(f"{prefix}_in_a", "input", j + 2, group=kind),
                         Decision(f"{prefix}_in_b", "input", j + 2, group=kind),
-                        Decision(f"{prefix}_op_a", "op", len(MICRO_OPS), MICRO_OPS, group=kind),
-                        Decision(f"{prefix}_op_b", "op", len(MICRO_OPS), MICRO_OPS, group=kind, anchor=True)]
+                        Decision(f"{prefix}_op_a", "op", len(MICRO_OPS), MICRO_OPS, group=kind,
+                                 init_bias=init, fixed_bias=fixed),
+                        Decision(f"{prefix}_op_b", "op", len(MICRO_OPS), MICRO_OPS, group=kind, anchor=True,
+                                 init_bias=init, fixed_bias=fixed)]
         return out
 
     def genotype(self, arch: Architecture | None) -> dict[str, CellGenotype]:
