@@ -40,14 +40,21 @@ every op output except identity, in training mode only. Supernets have the attri
 
 Sizes (builder kwargs): `num_classes`, `in_channels`, `image_size` (from the data; at least
 4), `channels` (20; the first stage's cell width), `num_layers` (6 search, 15 final: normal
-cells in total), `aux_head` (False), `dropout` (0.0).
+cells in total), `aux_head` (False), `dropout` (0.0), `sep_conv_stack` (1; ENAS: 2, a separable
+conv is ReLU-sepconv-BN twice, see cnn_ops), `per_input_weights` (False; ENAS: True, below).
 
-Supernet layout: every node holds each op once per slot (`cells.{l}.nodes.{j}.{a|b}.{op_index}`),
-shared by all the inputs that slot may pick (as ENAS shares op weights per node and op). The
-supernet runs only the chosen ops, skips the preprocessing of unused cell inputs, uses
-non-affine BN on batch statistics and has no drop path by default. A standalone network holds
-only the chosen ops, the used preprocessing and the loose ends' output weights, under the same
-names, with normal affine BN; `load_inherited` copies by name.
+Supernet layout. What ENAS does (src/cifar10/micro_child.py:579-623 `_enas_conv`): each slot
+(x / y, here a / b) of each node holds, for every op, one set of weights *per input index* the
+slot may pick (w_depth, w_point of shape [num_possible_inputs, ...] indexed by the chosen input)
+and a learned, affine BN scale/offset per input index (normalising with batch statistics). With
+`per_input_weights=True` the supernet does the same: op k of slot a of node j reading input i
+is `cells.{l}.nodes.{j}.a.{k}_{i}`, its BN affine. With `per_input_weights=False` (the layout
+this project started with) every slot holds each op once (`cells.{l}.nodes.{j}.a.{k}`), shared
+by all the inputs it may pick, with non-affine BN. Either way the supernet runs only the chosen
+ops, skips the preprocessing of unused cell inputs, uses BN on batch statistics (no running
+statistics) and has no drop path by default. A standalone network holds only the chosen ops,
+the used preprocessing and the loose ends' output weights, under the same names, with normal
+affine BN; `load_inherited` copies by name (the per-input BN scale/shift too).
 """
 
 from __future__ import annotations
@@ -97,25 +104,39 @@ def _preprocess(c_in: int, c_out: int, halvings: int, affine: bool, track: bool)
     raise ValueError(f"micro_cnn: a cell input must be halved {halvings} times (at most once)")
 
 
+def op_key(op: int, source: int, per_input: bool) -> str:
+    """Name of an op's module in a node slot: `k`, or `k_i` with one op per input index i."""
+    return f"{op}_{source}" if per_input else str(op)
+
+
 class Cell(nn.Module):
     """A normal or reduction cell; holds every op (supernet, `cell` None) or those of `cell`."""
 
     def __init__(self, kind: str, num_nodes: int, cell: CellGenotype | None, c_prev_prev: int, c_prev: int,
-                 c: int, halvings: tuple[int, int], affine: bool, track: bool):
+                 c: int, halvings: tuple[int, int], affine: bool, track: bool, sep_stack: int = 1,
+                 per_input: bool = False):
         super().__init__()
         self.kind = kind
+        self.per_input = per_input
         used = {i for node in cell for i in node[:2]} if cell is not None else {0, 1}
         if 0 in used:
             self.pre0 = _preprocess(c_prev_prev, c, halvings[0], affine, track)
         if 1 in used:
             self.pre1 = _preprocess(c_prev, c, halvings[1], affine, track)
-        all_ops = range(len(MICRO_OPS))
+        # ENAS gives the per-input ops of its supernet an affine BN (micro_child.py:600-610).
+        op_affine = affine or per_input
         self.nodes = nn.ModuleList()
         for j in range(num_nodes):
             slots = nn.ModuleDict()
-            for slot, op_pos in (("a", 2), ("b", 3)):
-                chosen = all_ops if cell is None else [cell[j][op_pos]]
-                slots[slot] = nn.ModuleDict({str(k): make_op(MICRO_OPS[k], c, 1, affine, track) for k in chosen})
+            for slot, in_pos, op_pos in (("a", 0, 2), ("b", 1, 3)):
+                if cell is None:   # supernet: every op, for every input (or one for all inputs)
+                    sources = range(j + 2) if per_input else [0]
+                    chosen = [(k, i) for k in range(len(MICRO_OPS)) for i in sources]
+                else:
+                    chosen = [(cell[j][op_pos], cell[j][in_pos])]
+                slots[slot] = nn.ModuleDict({op_key(k, i, per_input): make_op(MICRO_OPS[k], c, 1, op_affine, track,
+                                                                              sep_stack)
+                                             for k, i in chosen})
             self.nodes.append(slots)
         outputs = range(num_nodes) if cell is None else loose_ends(cell)
         self.out = nn.ModuleDict({str(j): nn.Conv2d(c, c, 1, bias=False) for j in outputs})
@@ -128,8 +149,8 @@ class Cell(nn.Module):
         states = [self.pre0(s0) if 0 in used else None, self.pre1(s1) if 1 in used else None]
         for j, (in_a, in_b, op_a, op_b) in enumerate(cell):
             slots = self.nodes[j]
-            h = self._run_op(slots["a"][str(op_a)], states[in_a], drop_prob)
-            h = h + self._run_op(slots["b"][str(op_b)], states[in_b], drop_prob)
+            h = self._run_op(slots["a"][op_key(op_a, in_a, self.per_input)], states[in_a], drop_prob)
+            h = h + self._run_op(slots["b"][op_key(op_b, in_b, self.per_input)], states[in_b], drop_prob)
             states.append(h)
         return states
 
@@ -168,7 +189,7 @@ class MicroCNN(nn.Module):
 
     def __init__(self, space: "MicroCNNSpace", genotype: dict[str, CellGenotype] | None, num_classes: int,
                  in_channels: int, channels: int, num_layers: int, aux_head: bool, dropout: float,
-                 affine: bool, track: bool):
+                 affine: bool, track: bool, sep_stack: int = 1, per_input: bool = False):
         super().__init__()
         self.space = space
         self.genotype = genotype
@@ -189,7 +210,7 @@ class MicroCNN(nn.Module):
             c = 2 * c if kind == "reduce" else c
             cell = None if genotype is None else genotype[kind]
             self.cells.append(Cell(kind, space.num_nodes, cell, c_pp, c_p, c, (level - level_pp, level - level_p),
-                                   affine, track))
+                                   affine, track, sep_stack, per_input))
             if kind == "reduce" and level == 2:
                 self.aux_index = i
             (c_pp, level_pp), (c_p, level_p) = (c_p, level_p), (c, level)
@@ -249,17 +270,19 @@ class MicroCNNSpace(SearchSpace):
                 for c, kind in enumerate(CELL_KINDS)}
 
     def build_supernet(self, num_classes: int, in_channels: int, image_size: int, channels: int = 20,
-                       num_layers: int = 6, aux_head: bool = False, dropout: float = 0.0) -> MicroCNN:
-        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
+                       num_layers: int = 6, aux_head: bool = False, dropout: float = 0.0,
+                       sep_conv_stack: int = 1, per_input_weights: bool = False) -> MicroCNN:
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers, sep_conv_stack)
         return MicroCNN(self, None, num_classes, in_channels, channels, num_layers, aux_head, dropout,
-                        affine=False, track=False)
+                        affine=False, track=False, sep_stack=sep_conv_stack, per_input=bool(per_input_weights))
 
     def build_network(self, arch: Architecture, num_classes: int, in_channels: int, image_size: int,
                       channels: int = 20, num_layers: int = 6, aux_head: bool = False,
-                      dropout: float = 0.0) -> MicroCNN:
-        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
+                      dropout: float = 0.0, sep_conv_stack: int = 1, per_input_weights: bool = False) -> MicroCNN:
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers, sep_conv_stack)
         return MicroCNN(self, self.genotype(arch), num_classes, in_channels, channels, num_layers, aux_head,
-                        dropout, affine=True, track=True)
+                        dropout, affine=True, track=True, sep_stack=sep_conv_stack,
+                        per_input=bool(per_input_weights))
 
     def graph(self, arch: Architecture) -> Graph:
         g = Graph()
@@ -275,8 +298,9 @@ class MicroCNNSpace(SearchSpace):
         return g
 
 
-def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int) -> None:
+def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int,
+                sep_conv_stack: int) -> None:
     for name, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
                              ("image_size", image_size, 4), ("channels", channels, 1),
-                             ("num_layers", num_layers, 3)):
+                             ("num_layers", num_layers, 3), ("sep_conv_stack", sep_conv_stack, 1)):
         check_int("micro_cnn", name, value, low)
