@@ -140,6 +140,21 @@ def test_prior_bias_is_learned_fixed_bias_is_not():
         Decision("x", "op", 3, ("a", "b", "c"), fixed_bias=(1.0, 2.0))
 
 
+def test_distance_prior_on_rnn_inputs():
+    """ptb_enas_controller.py:122-127: logits = tanh_c * tanh(q / T) - (i - j)^2 / 6."""
+    node3_input = build_space("rnn_cell", num_nodes=4).decisions()[5]
+    assert node3_input.name == "node3_input"
+    ctrl = Controller([node3_input], lstm_size=8, tanh_c=2.5, temperature=5.0, priors=True)
+    with torch.no_grad():
+        ctrl.attn_v.weight.zero_()        # attention scores q = 0
+    expected = torch.softmax(torch.tensor([-9.0, -4.0, -1.0]) / 6.0, 0)
+    assert torch.allclose(choice_probs(ctrl), expected, atol=1e-6)
+    off = Controller([node3_input], lstm_size=8, tanh_c=2.5, temperature=5.0)
+    with torch.no_grad():
+        off.attn_v.weight.zero_()
+    assert torch.allclose(choice_probs(off), torch.full((3,), 1 / 3), atol=1e-6)
+
+
 def official_skip_penalty(qs: list[torch.Tensor], tanh_c: float, temperature: float, target: float) -> float:
     """general_controller.py:145,216-233,268 written out for one architecture."""
     penalties = []
