@@ -90,15 +90,21 @@ def official_branch(label: str, channels: int, affine: bool, track: bool) -> nn.
     return nn.Sequential(*layers, batch_norm(c, affine, track), nn.ReLU())
 
 
+def _macro_op(label: str, channels: int, affine: bool, track: bool, branch_conv1x1: bool) -> nn.Module:
+    """The official branch, or the project's op (ReLU-conv-BN / pool, see cnn_ops)."""
+    if branch_conv1x1:
+        return official_branch(label, channels, affine, track)
+    return make_op(label, channels, 1, affine, track)
+
+
 class MacroLayer(nn.Module):
     """One layer: candidate ops keyed by op index (all of them in the supernet) and the BN after the sum."""
 
     def __init__(self, op_indices: list[int], channels: int, affine: bool, track_running_stats: bool,
                  branch_conv1x1: bool = False):
         super().__init__()
-        build = official_branch if branch_conv1x1 else (lambda label, c, a, t: make_op(label, c, 1, a, t))
-        self.ops = nn.ModuleDict(
-            {str(k): build(MACRO_OPS[k], channels, affine, track_running_stats) for k in op_indices})
+        self.ops = nn.ModuleDict({str(k): _macro_op(MACRO_OPS[k], channels, affine, track_running_stats,
+                                                    branch_conv1x1) for k in op_indices})
         self.bn = batch_norm(channels, affine, track_running_stats)
 
 

@@ -124,23 +124,24 @@ class Cell(nn.Module):
         if 1 in used:
             self.pre1 = _preprocess(c_prev, c, halvings[1], affine, track)
         # ENAS gives the per-input ops of its supernet an affine BN (micro_child.py:600-610).
-        op_affine = affine or per_input
-        self.nodes = nn.ModuleList()
-        for j in range(num_nodes):
-            slots = nn.ModuleDict()
-            for slot, in_pos, op_pos in (("a", 0, 2), ("b", 1, 3)):
-                if cell is None:   # supernet: every op, for every input (or one for all inputs)
-                    sources = range(j + 2) if per_input else [0]
-                    chosen = [(k, i) for k in range(len(MICRO_OPS)) for i in sources]
-                else:
-                    chosen = [(cell[j][op_pos], cell[j][in_pos])]
-                slots[slot] = nn.ModuleDict({op_key(k, i, per_input): make_op(MICRO_OPS[k], c, 1, op_affine, track,
-                                                                              sep_stack)
-                                             for k, i in chosen})
-            self.nodes.append(slots)
+        op_args = (c, 1, affine or per_input, track, sep_stack)   # make_op(label, *op_args)
+        self.nodes = nn.ModuleList(
+            nn.ModuleDict({slot: self._slot_ops(j, cell, in_pos, op_pos, op_args)
+                           for slot, in_pos, op_pos in (("a", 0, 2), ("b", 1, 3))})
+            for j in range(num_nodes))
         outputs = range(num_nodes) if cell is None else loose_ends(cell)
         self.out = nn.ModuleDict({str(j): nn.Conv2d(c, c, 1, bias=False) for j in outputs})
         self.out_bn = batch_norm(c, affine, track)
+
+    def _slot_ops(self, j: int, cell: CellGenotype | None, in_pos: int, op_pos: int, op_args: tuple) -> nn.ModuleDict:
+        """The ops of one slot of node j: every op (per input index with per-input weights) in the
+        supernet, the chosen op (of the chosen input) in a standalone network."""
+        if cell is None:
+            sources = range(j + 2) if self.per_input else [0]
+            chosen = [(k, i) for k in range(len(MICRO_OPS)) for i in sources]
+        else:
+            chosen = [(cell[j][op_pos], cell[j][in_pos])]
+        return nn.ModuleDict({op_key(k, i, self.per_input): make_op(MICRO_OPS[k], *op_args) for k, i in chosen})
 
     def node_states(self, s0: torch.Tensor, s1: torch.Tensor, cell: CellGenotype,
                     drop_prob: float) -> list[torch.Tensor | None]:
