@@ -32,6 +32,12 @@ class Decision:
     group: decisions of one group share a list of anchors (the controller's states at the
     earlier nodes) that `input` and `skip` decisions attend over.
     anchor: after this decision the controller stores its state as the next anchor of the group.
+
+    A space may declare a logit prior, one value per choice (a strategy is free to ignore it):
+    init_bias: (`op` only) the initial value of a learned bias added to the raw logits, before
+        the temperature and the tanh squashing (ENAS micro: sep convs start at 10).
+    fixed_bias: (`op`, `input`) a constant, never learned, added to the logits after the
+        squashing (ENAS micro normal cell: +-0.25 per op; ENAS PTB: -(distance^2)/6 on inputs).
     """
 
     name: str
@@ -40,6 +46,8 @@ class Decision:
     labels: tuple[str, ...] = ()
     group: str = "main"
     anchor: bool = False
+    init_bias: tuple[float, ...] = ()
+    fixed_bias: tuple[float, ...] = ()
 
     def __post_init__(self):
         if self.kind not in ("op", "input", "skip"):
@@ -48,6 +56,16 @@ class Decision:
             raise ValueError(f"decision {self.name!r}: needs at least one choice")
         if self.kind == "op" and len(self.labels) != self.num_choices:
             raise ValueError(f"decision {self.name!r}: {self.num_choices} choices but {len(self.labels)} labels")
+        self._check_prior("init_bias", self.init_bias, ("op",))
+        self._check_prior("fixed_bias", self.fixed_bias, ("op", "input"))
+
+    def _check_prior(self, field: str, values: tuple[float, ...], kinds: tuple[str, ...]) -> None:
+        if not values:
+            return
+        if self.kind not in kinds:
+            raise ValueError(f"decision {self.name!r}: {field} is only for {' and '.join(kinds)} decisions")
+        if len(values) != self.num_choices:
+            raise ValueError(f"decision {self.name!r}: {field} has {len(values)} values for {self.num_choices} choices")
 
     def validate(self, value: Any) -> int | tuple[int, ...]:
         """Return `value` in canonical form, or raise ArchitectureError naming this decision."""

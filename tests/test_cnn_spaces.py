@@ -17,11 +17,15 @@ from enas.spaces.macro_cnn import MACRO_OPS
 from enas.spaces.micro_cnn import MICRO_OPS, loose_ends
 
 # (space name, structure, sizes): tiny versions of every CNN space; add new spaces here.
+# The last two are the official ENAS variants (options the paper presets turn on).
 CASES = [
     ("macro_cnn", {"num_layers": 6}, {"channels": 4}),
     ("micro_cnn", {"num_nodes": 3}, {"channels": 4, "num_layers": 3}),
+    ("macro_cnn", {"num_layers": 6}, {"channels": 4, "branch_conv1x1": True}),
+    ("micro_cnn", {"num_nodes": 3}, {"channels": 4, "num_layers": 3, "sep_conv_stack": 2,
+                                     "per_input_weights": True}),
 ]
-IDS = [c[0] for c in CASES]
+IDS = ["macro_cnn", "micro_cnn", "macro_cnn-enas_branches", "micro_cnn-enas_ops"]
 DATA = {"num_classes": 3, "in_channels": 3, "image_size": 8}
 
 
@@ -99,7 +103,11 @@ def test_output_shapes_in_train_and_eval(case):
 def test_supernet_bn_uses_batch_statistics_standalone_bn_is_normal(case):
     space, arch, supernet, network = build_pair(case)
     bns = lambda m: [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]  # noqa: E731
-    assert all(not b.track_running_stats and not b.affine for b in bns(supernet))
+    assert all(not b.track_running_stats for b in bns(supernet))
+    # with per-input weights (ENAS) the micro ops' BN is affine, one scale/shift per input index
+    per_input = case[2].get("per_input_weights", False)
+    assert all(b.affine == (per_input and ".nodes." in name) for name, b in supernet.named_modules()
+               if isinstance(b, torch.nn.BatchNorm2d))
     assert all(b.track_running_stats and b.affine for b in bns(network))
     x = images()
     train_out = supernet(x, arch)
@@ -220,6 +228,29 @@ def test_macro_graph_has_chain_and_skip_edges():
     assert sum(label == "reduce" for _, _, label in g.edges) == 2
 
 
+def test_macro_official_branches_start_with_conv1x1_bn_relu():
+    """general_child.py:500-504, 562-566: conv1x1-BN-ReLU before every conv and pool branch."""
+    space = SPACES["macro_cnn"](num_layers=3)
+    c = 4
+    supernet = space.build_supernet(**DATA, channels=c, branch_conv1x1=True)
+    for k, label in enumerate(MACRO_OPS):
+        op = supernet.layers[0].ops[str(k)]
+        head = [type(m) for m in list(op)[:3]]
+        assert head == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU], label
+        assert op[0].kernel_size == (1, 1)
+        kinds = [type(m) for m in op]
+        if "pool" in label:
+            assert kinds[3:] == [torch.nn.MaxPool2d if "max" in label else torch.nn.AvgPool2d], label
+        else:
+            assert kinds[-2:] == [torch.nn.BatchNorm2d, torch.nn.ReLU], label
+        k_size = 5 if "5x5" in label else 3
+        body = c * c * k_size * k_size if label.startswith("conv") else (c * k_size * k_size + c * c)
+        expected = c * c + (0 if "pool" in label else body)   # non-affine BN in the supernet
+        assert sum(p.numel() for p in op.parameters()) == expected, label
+    plain = space.build_supernet(**DATA, channels=c)
+    assert isinstance(plain.layers[0].ops["4"], torch.nn.MaxPool2d)   # the option is off by default
+
+
 # ---------------------------------------------------------------- micro_cnn
 
 def test_micro_decisions():
@@ -318,6 +349,48 @@ def test_micro_graph_has_two_clusters():
     assert {(s, d) for s, d, label in g.edges if not label} == {
         (f"{k}_node{j}", f"{k}_out") for k in ("normal", "reduce") for j in (1, 2)}
     assert "subgraph cluster_0" in g.to_dot()
+
+
+def test_micro_per_input_weights_count():
+    """ENAS (micro_child.py:579-623): op weights and an affine BN per input index of a slot."""
+    c, stack = 4, 2
+    space = SPACES["micro_cnn"](num_nodes=3)
+    shared = space.build_supernet(**DATA, channels=c, num_layers=3, sep_conv_stack=stack)
+    per_input = space.build_supernet(**DATA, channels=c, num_layers=3, sep_conv_stack=stack,
+                                     per_input_weights=True)
+
+    def sep_params(affine: bool) -> int:   # sep3 + sep5, each (dw kxk + pw 1x1 [+ BN scale/shift]) x stack
+        return sum(stack * (c * k * k + c * c + (2 * c if affine else 0)) for k in (3, 5))
+
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    for j in range(3):
+        assert count(shared.cells[0].nodes[j]["a"]) == sep_params(affine=False)
+        assert count(per_input.cells[0].nodes[j]["a"]) == (j + 2) * sep_params(affine=True)
+        assert set(per_input.cells[0].nodes[j]["b"]) == {f"{k}_{i}" for k in range(5) for i in range(j + 2)}
+    # a standalone network holds one op per slot either way, named after its input when per-input
+    network = space.build_network(known_arch(), **DATA, channels=c, num_layers=3, per_input_weights=True)
+    assert [set(node["a"]) | set(node["b"]) for node in network.cells[0].nodes] == [
+        {"1_0", "0_1"}, {"0_2", "3_0"}, {"4_1", "2_1"}]
+
+
+def test_sep_conv_stacked_twice():
+    """ENAS micro child: ReLU-sepconv-BN twice (micro_child.py:579-623 search, :341-367 final)."""
+    x = torch.randn(2, 6, 8, 8)
+    for stack in (1, 2):
+        op = make_op("sep_conv3x3", 6, 2, affine=True, track_running_stats=True, sep_stack=stack)
+        kinds = [type(m).__name__ for m in op]
+        assert kinds == ["ReLU", "Conv2d", "Conv2d", "BatchNorm2d"] * stack
+        depthwise = [m for m in op if isinstance(m, torch.nn.Conv2d) and m.groups == 6]
+        assert len(depthwise) == stack and [m.stride for m in depthwise] == [(2, 2)] + [(1, 1)] * (stack - 1)
+        assert op(x).shape == (2, 6, 4, 4)
+    space = SPACES["micro_cnn"](num_nodes=3)
+    for model in (space.build_supernet(**DATA, channels=4, num_layers=3, sep_conv_stack=2),
+                  space.build_network(known_arch(), **DATA, channels=4, num_layers=3, sep_conv_stack=2)):
+        sep5 = model.cells[0].nodes[2]["b"]["2"]   # node 2 slot b is sep_conv5x5 in KNOWN_CELL
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in sep5) == 2
+        assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (5, 5) for m in sep5) == 2
+    with pytest.raises(ValueError, match="sep_conv_stack"):
+        space.build_supernet(**DATA, channels=4, num_layers=3, sep_conv_stack=0)
 
 
 # ---------------------------------------------------------------- cnn_ops

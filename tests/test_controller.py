@@ -1,7 +1,14 @@
-"""Controller and REINFORCE: shapes, teacher forcing, state, and a real learning test."""
+"""Controller and REINFORCE: shapes, teacher forcing, state, a real learning test, and the
+details of the official ENAS controllers (priors, skip parametrisation and penalty, aggregation)."""
 
+import math
+
+import pytest
 import torch
 
+from enas.arch import Decision
+from enas.spaces import build_space
+from enas.spaces.micro_cnn import MICRO_OPS
 from enas.strategies.base import build_strategy
 from enas.strategies.controller import Controller
 
@@ -75,3 +82,146 @@ def test_state_dict_resumes_exactly(toy_space, tmp_path):
     stats_b = b.tell(archs_b, [1.0, 2.0, 3.0, 4.0])
     assert archs_a == archs_b and stats_a == stats_b
     assert a.best(3) == b.best(3)
+
+
+# --- fidelity to the official controllers ---------------------------------------------------------
+
+# melodyguan/enas src/cifar10/micro_controller.py:100-109 in the official op order
+OFFICIAL_OPS = ("sep_conv3x3", "sep_conv5x5", "avg_pool3x3", "max_pool3x3", "identity")
+OFFICIAL_INIT = (10.0, 10.0, 0.0, 0.0, 0.0)
+OFFICIAL_NORMAL_FIXED = (0.25, 0.25, -0.25, -0.25, -0.25)
+
+
+def choice_probs(ctrl: Controller) -> torch.Tensor:
+    """Probabilities of every choice of a one-decision controller, by teacher forcing."""
+    k = ctrl.decisions[0].num_choices
+    return ctrl(k, actions=[torch.arange(k)]).log_prob.exp()
+
+
+def test_micro_op_prior_shifts_initial_probabilities():
+    """Official micro recipe: tanh_c 1.10, op_tanh_reduce 2.5, no temperature."""
+    ops = [d for d in build_space("micro_cnn", num_nodes=2).decisions() if d.kind == "op"]
+    normal, reduce = ops[0], ops[-1]
+    assert normal.name.startswith("normal") and reduce.name.startswith("reduce")
+    order = [OFFICIAL_OPS.index(op) for op in MICRO_OPS]   # official values in this project's op order
+    init = torch.tensor([OFFICIAL_INIT[i] for i in order])
+    fixed = torch.tensor([OFFICIAL_NORMAL_FIXED[i] for i in order])
+    op_tanh = 1.10 / 2.5
+    for decision, extra in ((normal, fixed), (reduce, torch.zeros(5))):
+        torch.manual_seed(0)
+        ctrl = Controller([decision], lstm_size=8, tanh_c=1.10, op_tanh_reduce=2.5, temperature=1.0, priors=True)
+        with torch.no_grad():
+            ctrl.op_heads[0].weight.zero_()   # logits = the learned bias alone
+        expected = torch.softmax(op_tanh * torch.tanh(init) + extra, 0)
+        assert torch.allclose(choice_probs(ctrl), expected, atol=1e-6)
+    # normal cell: each sep conv ~0.315, each other op ~0.123 (uniform would be 0.2)
+    sep = [MICRO_OPS.index("sep_conv3x3"), MICRO_OPS.index("sep_conv5x5")]
+    normal_probs = torch.softmax(op_tanh * torch.tanh(init) + fixed, 0)
+    assert normal_probs[sep].min() > 0.31 and normal_probs.max() < 0.32
+    # with the controller's own random weights the shift survives; without priors it is near uniform
+    torch.manual_seed(0)
+    with_prior = choice_probs(Controller([normal], lstm_size=8, tanh_c=1.10, op_tanh_reduce=2.5,
+                                         temperature=1.0, priors=True))
+    torch.manual_seed(0)
+    without = choice_probs(Controller([normal], lstm_size=8, tanh_c=1.10, op_tanh_reduce=2.5, temperature=1.0))
+    assert with_prior[sep].min() > 0.28 and with_prior.max() < 0.33
+    assert (without - 0.2).abs().max() < 0.02
+
+
+def test_prior_bias_is_learned_fixed_bias_is_not():
+    normal = build_space("micro_cnn", num_nodes=2).decisions()[2]
+    ctrl = Controller([normal], lstm_size=8, tanh_c=1.1, op_tanh_reduce=2.5, temperature=1.0, priors=True)
+    names = {n for n, _ in ctrl.named_parameters()}
+    assert "op_heads.0.bias" in names and not any("fixed" in n for n in names)
+    assert not any("fixed" in k for k in ctrl.state_dict())   # not state: it comes from the space
+    with pytest.raises(ValueError, match="init_bias"):
+        Decision("x", "input", 3, init_bias=(1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="fixed_bias has 2 values"):
+        Decision("x", "op", 3, ("a", "b", "c"), fixed_bias=(1.0, 2.0))
+
+
+def test_distance_prior_on_rnn_inputs():
+    """ptb_enas_controller.py:122-127: logits = tanh_c * tanh(q / T) - (i - j)^2 / 6."""
+    node3_input = build_space("rnn_cell", num_nodes=4).decisions()[5]
+    assert node3_input.name == "node3_input"
+    ctrl = Controller([node3_input], lstm_size=8, tanh_c=2.5, temperature=5.0, priors=True)
+    with torch.no_grad():
+        ctrl.attn_v.weight.zero_()        # attention scores q = 0
+    expected = torch.softmax(torch.tensor([-9.0, -4.0, -1.0]) / 6.0, 0)
+    assert torch.allclose(choice_probs(ctrl), expected, atol=1e-6)
+    off = Controller([node3_input], lstm_size=8, tanh_c=2.5, temperature=5.0)
+    with torch.no_grad():
+        off.attn_v.weight.zero_()
+    assert torch.allclose(choice_probs(off), torch.full((3,), 1 / 3), atol=1e-6)
+
+
+def official_skip_penalty(qs: list[torch.Tensor], tanh_c: float, temperature: float, target: float) -> float:
+    """general_controller.py:145,216-233,268 written out for one architecture."""
+    penalties = []
+    for q in qs:                                             # q: (k,) attention scores of one layer
+        logit = torch.stack([-q, q], dim=1) / temperature    # (k, 2)
+        logit = tanh_c * torch.tanh(logit)
+        skip_prob = torch.sigmoid(logit)
+        targets = torch.tensor([1.0 - target, target])
+        penalties.append((skip_prob * torch.log(skip_prob / targets)).sum())
+    return torch.stack(penalties).mean().item()
+
+
+def test_skip_penalty_at_init_equals_official_formula():
+    decisions = build_space("macro_cnn", num_layers=12).decisions()
+    torch.manual_seed(0)
+    ctrl = Controller(decisions, lstm_size=16, tanh_c=1.5, temperature=1.0, skip_target=0.4,
+                      skip_pair=True, skip_penalty="mean")
+    scores = []
+    ctrl.attn_v.register_forward_hook(lambda m, i, out: scores.append(out.squeeze(-1)))
+    with torch.no_grad():
+        out = ctrl(2)
+    assert len(scores) == 11 and [s.shape[1] for s in scores] == list(range(1, 12))
+    for a in range(2):
+        want = official_skip_penalty([s[a] for s in scores], 1.5, 1.0, 0.4)
+        assert out.skip_kl[a].item() == pytest.approx(want, rel=1e-5)
+    # at q = 0 every bit has sigmoid(0) = 0.5: the mean is the sum / 11 (the old, 11x stronger sum)
+    with torch.no_grad():
+        ctrl.attn_v.weight.zero_()
+        kl_bit = 0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6)
+        assert ctrl(1).skip_kl.item() == pytest.approx(kl_bit * sum(range(1, 12)) / 11, rel=1e-5)
+        summed = Controller(decisions, lstm_size=16, tanh_c=1.5, temperature=1.0, skip_penalty="sum")
+        summed.attn_v.weight.zero_()
+        assert summed(1).skip_kl.item() == pytest.approx(kl_bit * sum(range(1, 12)), rel=1e-5)
+
+
+def test_skip_bits_are_a_two_way_softmax():
+    """A bit is on with probability softmax([-s, s])[1] = sigmoid(2 s) (general_controller.py:220-237)."""
+    skip = Decision("skip", "skip", 3)
+    for pair, scale in ((True, 2.0), (False, 1.0)):
+        torch.manual_seed(0)
+        ctrl = Controller([skip], lstm_size=8, tanh_c=1.5, temperature=1.0, skip_pair=pair)
+        scores = []
+        ctrl.attn_v.register_forward_hook(lambda m, i, out: scores.append(out.squeeze(-1)))
+        with torch.no_grad():
+            lp = ctrl(1, actions=[torch.ones(1, 3, dtype=torch.long)]).log_prob
+        s = 1.5 * torch.tanh(scores[0][0])
+        assert lp.item() == pytest.approx(torch.nn.functional.logsigmoid(scale * s).sum().item(), rel=1e-5)
+
+
+def test_one_update_aggregates_all_archs_with_the_shared_baseline(toy_space):
+    """10 architectures per theta step = one Adam step on the mean of their losses (num_aggregate)."""
+    rewards = [0.1 * i for i in range(10)]
+    results = []
+    for last in (rewards[-1], 5.0):
+        torch.manual_seed(0)
+        strategy = build_strategy("reinforce", toy_space, lstm_size=16, adam_beta1=0.0, adam_eps=1e-3,
+                                  baseline_decay=0.9)
+        archs = strategy.ask(10)
+        strategy.tell(archs, rewards[:-1] + [last])
+        steps = {int(s["step"]) for s in strategy.optimizer.state.values()}
+        assert steps == {1}
+        results.append((strategy.baseline, [p.detach().clone() for p in strategy.controller.parameters()]))
+    baseline = rewards[0]
+    for r in rewards[1:]:
+        baseline = 0.9 * baseline + 0.1 * r
+    assert results[0][0] == pytest.approx(baseline)
+    # the last architecture's reward moved the one update: every architecture takes part
+    assert any(not torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+    group = strategy.optimizer.param_groups[0]
+    assert group["betas"] == (0.0, 0.999) and group["eps"] == 1e-3

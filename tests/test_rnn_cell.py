@@ -256,3 +256,108 @@ def test_max_hidden_norm_caps_the_cell_output():
         norms[cap] = h.norm(dim=1).max().item()
     assert norms[5.0] <= 5.0 + 1e-4
     assert not norms[None] <= 50.0   # grows past 50 (or overflows to nan) without the cap
+
+
+# enas_lm cell (google-research enas_lm src/child.py:92-123): node 0 fixed to tanh, h_t = mean of nodes 1..N-1.
+# node1 <-0 relu; node2 <-0 identity; node3 <-1 sigmoid (node 1 is read by node 3 but still averaged)
+KNOWN_LM = Architecture("rnn_cell", (0, 1, 0, 2, 1, 3))
+
+
+def test_enas_lm_cell_fixes_node0_and_averages_nodes_after_it():
+    space = build_space("rnn_cell", num_nodes=4, cell_output="average", node0_act="tanh")
+    assert [d.name for d in space.decisions()] == ["node1_input", "node1_act", "node2_input", "node2_act",
+                                                   "node3_input", "node3_act"]
+    assert space.structure() == {"num_nodes": 4, "cell_output": "average", "node0_act": "tanh"}
+    plan = space.plan(KNOWN_LM)
+    assert plan.acts == ("tanh", "relu", "identity", "sigmoid") and plan.outputs == (1, 2, 3)
+    assert plan.loose_ends == (2, 3)
+    net = space.build_network(KNOWN_LM, vocab_size=V, hidden_size=H).eval()
+    tokens, h = torch.tensor([[4, 7]]), torch.randn(2, H)
+    _, h_t = net(tokens, h)
+
+    def highway(z, prev, f):
+        c = torch.sigmoid(z[:, :H])
+        return c * f(z[:, H:]) + (1 - c) * prev
+
+    with torch.no_grad():
+        e = net.edges
+        h0 = highway(net.encoder.weight[tokens[0]] @ net.w_x + h @ net.w_h, h, torch.tanh)
+        h1 = highway(h0 @ e["1_0"], h0, torch.relu)
+        h2 = highway(h0 @ e["2_0"], h0, lambda v: v)
+        h3 = highway(h1 @ e["3_1"], h1, torch.sigmoid)
+        assert torch.allclose(h_t, (h1 + h2 + h3) / 3, atol=1e-6)
+    assert {s for s, d, _ in space.graph(KNOWN_LM).edges if d == "h_t"} == {"n1", "n2", "n3"}
+    assert space.arch_from_dict(space.arch_to_dict(KNOWN_LM)) == KNOWN_LM
+    # average alone keeps node 0 searched; the defaults leave structure() as it always was
+    assert build_space("rnn_cell", num_nodes=4, cell_output="average").decisions()[0].name == "node0_act"
+    assert build_space("rnn_cell", num_nodes=4, cell_output="loose_ends").structure() == {"num_nodes": 4}
+
+
+def test_enas_lm_cell_inherits_exactly():
+    space = build_space("rnn_cell", num_nodes=5, cell_output="average", node0_act="tanh")
+    supernet = space.build_supernet(vocab_size=V, hidden_size=H).eval()
+    tokens, h0 = torch.randint(0, V, (6, 2)), torch.randn(2, H) * 0.5
+    rng = random.Random(2)
+    for _ in range(3):
+        arch = random_arch(space, rng)
+        net = space.build_network(arch, vocab_size=V, hidden_size=H).eval()
+        space.load_inherited(net, supernet, arch)
+        with torch.no_grad():
+            assert torch.allclose(net(tokens, h0)[0], supernet(tokens, h0, arch)[0], atol=1e-5)
+
+
+def test_bad_cell_output_and_node0_act():
+    with pytest.raises(ValueError, match="cell_output"):
+        build_space("rnn_cell", num_nodes=4, cell_output="sum")
+    with pytest.raises(ValueError, match="num_nodes must be >= 2"):
+        build_space("rnn_cell", num_nodes=1, cell_output="average")
+    with pytest.raises(ValueError, match="node0_act"):
+        build_space("rnn_cell", num_nodes=4, node0_act="gelu")
+
+
+def test_input_decisions_carry_the_distance_prior(space):
+    """ptb_enas_controller.py:126-127: logits -= (i - j)^2 / 6 for node i reading node j."""
+    priors = {d.name: d.fixed_bias for d in space.decisions() if d.kind == "input"}
+    assert priors == {"node1_input": (-1 / 6,), "node2_input": (-4 / 6, -1 / 6),
+                      "node3_input": (-9 / 6, -4 / 6, -1 / 6)}
+    assert all(not d.fixed_bias and not d.init_bias for d in space.decisions() if d.kind == "op")
+
+
+def test_hidden_dropout_on_every_node_input(space):
+    """The official h mask multiplies the input of every node (ptb_enas_child.py:375), not only h_{t-1}.
+
+    With h_{t-1} = 0 and one timestep the mask on h_{t-1} changes nothing, so only the
+    every-node variant can differ from the network without hidden dropout.
+    """
+    tokens, h0 = torch.randint(0, V, (1, 3)), torch.zeros(3, H)
+    outs = {}
+    for every_node in (False, True):
+        torch.manual_seed(0)
+        net = space.build_network(KNOWN, vocab_size=V, hidden_size=H, hidden_dropout=0.5,
+                                  hidden_dropout_every_node=every_node).train()
+        plain = space.build_network(KNOWN, vocab_size=V, hidden_size=H).train()
+        plain.load_state_dict(net.state_dict())
+        with torch.no_grad():
+            outs[every_node] = (net(tokens, h0)[1], plain(tokens, h0)[1])   # h_t (B, H)
+    assert torch.allclose(*outs[False], atol=1e-7)
+    assert (outs[True][0] - outs[True][1]).abs().max() > 1e-5   # weights ~U(-0.1, 0.1): small but real
+
+
+def test_run_cell_node_mask_matches_hand_computation(space):
+    from enas.spaces.rnn_cell import run_cell
+    plan = space.plan(KNOWN)
+    torch.manual_seed(0)
+    w_h, edges = torch.randn(H, 2 * H) * 0.3, [torch.randn(H, 2 * H) * 0.3 for _ in plan.edges]
+    xproj, h = torch.randn(1, 2, 2 * H), torch.randn(2, H)
+    mask = torch.bernoulli(torch.full((2, H), 0.5)) * 2
+
+    def highway(z, prev, f):
+        c = torch.sigmoid(z[:, :H])
+        return c * f(z[:, H:]) + (1 - c) * prev
+
+    _, got = run_cell(xproj, h, w_h, plan, edges, mask, None, node_mask=mask)
+    h0 = highway(xproj[0] + (h * mask) @ w_h, h, torch.tanh)
+    h1 = highway((h0 * mask) @ edges[0], h0, torch.relu)          # the carry keeps the unmasked h0
+    h2 = highway((h0 * mask) @ edges[1], h0, lambda v: v)
+    h3 = highway((h1 * mask) @ edges[2], h1, torch.sigmoid)
+    assert torch.allclose(got, (h2 + h3) / 2, atol=1e-5)

@@ -2,11 +2,14 @@
 
 Every candidate op keeps the number of channels and is built as
 
-    make_op(label, channels, stride, affine, track_running_stats)
+    make_op(label, channels, stride, affine, track_running_stats, sep_stack=1)
 
 - Convolutions are ReLU -> conv -> BN (the order of ENAS's micro cells and of DARTS), so an
-  op's output is normalised and the next op starts from a ReLU. A separable conv is a
-  depthwise kxk conv followed by a pointwise 1x1 conv (applied once, not stacked twice).
+  op's output is normalised and the next op starts from a ReLU. A separable conv is
+  ReLU -> depthwise kxk conv -> pointwise 1x1 conv -> BN, repeated `sep_stack` times (only the
+  first repeat has the stride). The official micro child stacks it twice, in the supernet and
+  the final network alike (melodyguan/enas src/cifar10/micro_child.py:579-623 `_enas_conv`,
+  stack_conv=2; :341-367 `_fixed_conv`, stack_convs=2).
 - Pools are 3x3 with padding 1 and no parameters (channels never change, so no 1x1 conv).
 - `identity` with stride 2 is a factorized reduction (two offset 1x1 convs of stride 2).
 - `affine`: BatchNorm has a learnable scale/shift. Supernets use affine=False (one shared
@@ -43,15 +46,26 @@ class ReLUConvBN(nn.Sequential):
 
 
 class SepConv(nn.Sequential):
-    """Depthwise-separable conv: ReLU -> depthwise kxk -> pointwise 1x1 -> BN."""
+    """Depthwise-separable conv: (ReLU -> depthwise kxk -> pointwise 1x1 -> BN) x `stack`.
 
-    def __init__(self, channels: int, kernel: int, stride: int, affine: bool, track_running_stats: bool):
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False),
-            nn.Conv2d(channels, channels, 1, bias=False),
-            batch_norm(channels, affine, track_running_stats),
-        )
+    The modules form one flat sequence (4 per repeat), so a single repeat keeps the names
+    0..3 it always had.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int, affine: bool, track_running_stats: bool,
+                 stack: int = 1):
+        if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+            raise ValueError(f"SepConv: stack must be an integer >= 1, got {stack!r}")
+        layers = []
+        for r in range(stack):
+            layers += [
+                nn.ReLU(),
+                nn.Conv2d(channels, channels, kernel, stride if r == 0 else 1, kernel // 2,
+                          groups=channels, bias=False),
+                nn.Conv2d(channels, channels, 1, bias=False),
+                batch_norm(channels, affine, track_running_stats),
+            ]
+        super().__init__(*layers)
 
 
 class FactorizedReduce(nn.Module):
@@ -78,25 +92,26 @@ def _identity(channels: int, stride: int, affine: bool, track_running_stats: boo
     return FactorizedReduce(channels, channels, affine, track_running_stats)
 
 
-#: label -> constructor(channels, stride, affine, track_running_stats)
+#: label -> constructor(channels, stride, affine, track_running_stats, sep_stack)
 OPS = {
-    "conv3x3": lambda c, s, a, t: ReLUConvBN(c, c, 3, s, a, t),
-    "conv5x5": lambda c, s, a, t: ReLUConvBN(c, c, 5, s, a, t),
-    "sep_conv3x3": lambda c, s, a, t: SepConv(c, 3, s, a, t),
-    "sep_conv5x5": lambda c, s, a, t: SepConv(c, 5, s, a, t),
-    "max_pool3x3": lambda c, s, a, t: nn.MaxPool2d(3, s, 1),
-    "avg_pool3x3": lambda c, s, a, t: nn.AvgPool2d(3, s, 1, count_include_pad=False),
-    "identity": _identity,
+    "conv3x3": lambda c, s, a, t, k: ReLUConvBN(c, c, 3, s, a, t),
+    "conv5x5": lambda c, s, a, t, k: ReLUConvBN(c, c, 5, s, a, t),
+    "sep_conv3x3": lambda c, s, a, t, k: SepConv(c, 3, s, a, t, k),
+    "sep_conv5x5": lambda c, s, a, t, k: SepConv(c, 5, s, a, t, k),
+    "max_pool3x3": lambda c, s, a, t, k: nn.MaxPool2d(3, s, 1),
+    "avg_pool3x3": lambda c, s, a, t, k: nn.AvgPool2d(3, s, 1, count_include_pad=False),
+    "identity": lambda c, s, a, t, k: _identity(c, s, a, t),
 }
 
 
-def make_op(label: str, channels: int, stride: int, affine: bool, track_running_stats: bool) -> nn.Module:
-    """Build the op called `label` (one of OPS)."""
+def make_op(label: str, channels: int, stride: int, affine: bool, track_running_stats: bool,
+            sep_stack: int = 1) -> nn.Module:
+    """Build the op called `label` (one of OPS); separable convs repeat `sep_stack` times."""
     if label not in OPS:
         raise ValueError(f"unknown CNN op {label!r}; known: {', '.join(OPS)}")
     if stride not in (1, 2):
         raise ValueError(f"op {label!r}: stride must be 1 or 2, got {stride!r}")
-    return OPS[label](channels, stride, affine, track_running_stats)
+    return OPS[label](channels, stride, affine, track_running_stats, sep_stack)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool = True) -> torch.Tensor:

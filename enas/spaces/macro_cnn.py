@@ -18,10 +18,15 @@ Network:
     -> global average pool -> dropout -> linear -> logits (B, K)
 
 Skip inputs are summed (not concatenated), then the layer's BN normalises the sum; the BN
-is applied after every layer, layer 0 included. Ops are ReLU -> conv -> BN (see cnn_ops).
+is applied after every layer, layer 0 included. Ops are ReLU -> conv -> BN (see cnn_ops), or,
+with `branch_conv1x1=True`, the official branches of melodyguan/enas
+src/cifar10/general_child.py (`_conv_branch` :483-544, `_pool_branch` :546-589): every branch
+starts with a 1x1 conv -> BN -> ReLU, then a kxk conv (or one separable conv: depthwise kxk +
+pointwise) -> BN -> ReLU, or a 3x3 pool (stride 1, no BN after it).
 
 Sizes (builder kwargs): `num_classes`, `in_channels`, `image_size` (from the data; the
-network pools globally so any image of at least 4x4 works), `channels` (36), `dropout` (0.0).
+network pools globally so any image of at least 4x4 works), `channels` (36), `dropout` (0.0),
+`branch_conv1x1` (False; ENAS: True).
 
 Supernet vs standalone: the same `MacroCNN` module. The supernet holds every op of every
 layer (`layers.{i}.ops.{op_index}`) and a reduction for every earlier layer at each
@@ -60,13 +65,46 @@ def needed_after(genotype: Genotype, layer: int) -> list[int]:
     return sorted(needed)
 
 
+#: official branch body per op label: ("conv" | "sep" | "max" | "avg", kernel size)
+_BRANCH_BODY = {"conv3x3": ("conv", 3), "conv5x5": ("conv", 5), "sep_conv3x3": ("sep", 3),
+                "sep_conv5x5": ("sep", 5), "max_pool3x3": ("max", 3), "avg_pool3x3": ("avg", 3)}
+
+
+def official_branch(label: str, channels: int, affine: bool, track: bool) -> nn.Sequential:
+    """An ENAS macro branch: conv1x1-BN-ReLU, then conv-BN-ReLU, sepconv-BN-ReLU or a pool.
+
+    general_child.py:500-504 (1x1 before every conv branch), :506-543 (kxk or separable conv,
+    BN, ReLU), :562-580 (1x1 before every pool branch, then the 3x3 pool of stride 1).
+    """
+    kind, k = _BRANCH_BODY[label]
+    c = channels
+    layers = [nn.Conv2d(c, c, 1, bias=False), batch_norm(c, affine, track), nn.ReLU()]
+    if kind == "conv":
+        layers += [nn.Conv2d(c, c, k, padding=k // 2, bias=False)]
+    elif kind == "sep":
+        layers += [nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False)]
+    elif kind == "max":
+        return nn.Sequential(*layers, nn.MaxPool2d(3, 1, 1))
+    else:
+        return nn.Sequential(*layers, nn.AvgPool2d(3, 1, 1, count_include_pad=False))
+    return nn.Sequential(*layers, batch_norm(c, affine, track), nn.ReLU())
+
+
+def _macro_op(label: str, channels: int, affine: bool, track: bool, branch_conv1x1: bool) -> nn.Module:
+    """The official branch, or the project's op (ReLU-conv-BN / pool, see cnn_ops)."""
+    if branch_conv1x1:
+        return official_branch(label, channels, affine, track)
+    return make_op(label, channels, 1, affine, track)
+
+
 class MacroLayer(nn.Module):
     """One layer: candidate ops keyed by op index (all of them in the supernet) and the BN after the sum."""
 
-    def __init__(self, op_indices: list[int], channels: int, affine: bool, track_running_stats: bool):
+    def __init__(self, op_indices: list[int], channels: int, affine: bool, track_running_stats: bool,
+                 branch_conv1x1: bool = False):
         super().__init__()
-        self.ops = nn.ModuleDict(
-            {str(k): make_op(MACRO_OPS[k], channels, 1, affine, track_running_stats) for k in op_indices})
+        self.ops = nn.ModuleDict({str(k): _macro_op(MACRO_OPS[k], channels, affine, track_running_stats,
+                                                    branch_conv1x1) for k in op_indices})
         self.bn = batch_norm(channels, affine, track_running_stats)
 
 
@@ -74,7 +112,8 @@ class MacroCNN(nn.Module):
     """The macro network: a supernet when `genotype` is None, else the standalone network of it."""
 
     def __init__(self, space: "MacroCNNSpace", genotype: Genotype | None, num_classes: int, in_channels: int,
-                 channels: int, dropout: float, affine: bool, track_running_stats: bool):
+                 channels: int, dropout: float, affine: bool, track_running_stats: bool,
+                 branch_conv1x1: bool = False):
         super().__init__()
         self.space = space
         self.genotype = genotype
@@ -84,7 +123,8 @@ class MacroCNN(nn.Module):
                                   batch_norm(channels, affine, track_running_stats))
         all_ops = list(range(len(MACRO_OPS)))
         self.layers = nn.ModuleList(
-            MacroLayer(all_ops if genotype is None else [genotype[i][0]], channels, affine, track_running_stats)
+            MacroLayer(all_ops if genotype is None else [genotype[i][0]], channels, affine, track_running_stats,
+                       branch_conv1x1)
             for i in range(num_layers))
         self.reductions = nn.ModuleDict()
         for r in self.reduce_after:
@@ -148,16 +188,16 @@ class MacroCNNSpace(SearchSpace):
         return genotype
 
     def build_supernet(self, num_classes: int, in_channels: int, image_size: int, channels: int = 36,
-                       dropout: float = 0.0) -> MacroCNN:
+                       dropout: float = 0.0, branch_conv1x1: bool = False) -> MacroCNN:
         _check_ints(num_classes, in_channels, image_size, channels)
         return MacroCNN(self, None, num_classes, in_channels, channels, dropout,
-                        affine=False, track_running_stats=False)
+                        affine=False, track_running_stats=False, branch_conv1x1=bool(branch_conv1x1))
 
     def build_network(self, arch: Architecture, num_classes: int, in_channels: int, image_size: int,
-                      channels: int = 36, dropout: float = 0.0) -> MacroCNN:
+                      channels: int = 36, dropout: float = 0.0, branch_conv1x1: bool = False) -> MacroCNN:
         _check_ints(num_classes, in_channels, image_size, channels)
         return MacroCNN(self, self.genotype(arch), num_classes, in_channels, channels, dropout,
-                        affine=True, track_running_stats=True)
+                        affine=True, track_running_stats=True, branch_conv1x1=bool(branch_conv1x1))
 
     def graph(self, arch: Architecture) -> Graph:
         genotype = self.genotype(arch)

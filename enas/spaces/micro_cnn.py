@@ -8,6 +8,12 @@ Decisions, in order, for cell in ("normal", "reduce") (group = the cell name), n
     {cell}_node{j}_op_a   op: one of MICRO_OPS
     {cell}_node{j}_op_b   op (anchor)
 
+Op decisions carry the official controller's prior (melodyguan/enas
+src/cifar10/micro_controller.py:100-109, 178-185): a learned op-logit bias that starts at 10 for
+the separable convs and 0 for the others (squashed by tanh, so the convs dominate early), and,
+in the normal cell only, a fixed bias of +0.25 for the separable convs and -0.25 for the others
+(`OP_INIT_BIAS`, `NORMAL_OP_FIXED_BIAS`; a controller applies them with `priors=True`).
+
 Cell (inputs s0, s1: the outputs of the two previous cells):
 
     x0 = pre0(s0), x1 = pre1(s1)       # to `c` channels at this cell's resolution: ReLU-conv1x1-BN,
@@ -34,14 +40,21 @@ every op output except identity, in training mode only. Supernets have the attri
 
 Sizes (builder kwargs): `num_classes`, `in_channels`, `image_size` (from the data; at least
 4), `channels` (20; the first stage's cell width), `num_layers` (6 search, 15 final: normal
-cells in total), `aux_head` (False), `dropout` (0.0).
+cells in total), `aux_head` (False), `dropout` (0.0), `sep_conv_stack` (1; ENAS: 2, a separable
+conv is ReLU-sepconv-BN twice, see cnn_ops), `per_input_weights` (False; ENAS: True, below).
 
-Supernet layout: every node holds each op once per slot (`cells.{l}.nodes.{j}.{a|b}.{op_index}`),
-shared by all the inputs that slot may pick (as ENAS shares op weights per node and op). The
-supernet runs only the chosen ops, skips the preprocessing of unused cell inputs, uses
-non-affine BN on batch statistics and has no drop path by default. A standalone network holds
-only the chosen ops, the used preprocessing and the loose ends' output weights, under the same
-names, with normal affine BN; `load_inherited` copies by name.
+Supernet layout. What ENAS does (src/cifar10/micro_child.py:579-623 `_enas_conv`): each slot
+(x / y, here a / b) of each node holds, for every op, one set of weights *per input index* the
+slot may pick (w_depth, w_point of shape [num_possible_inputs, ...] indexed by the chosen input)
+and a learned, affine BN scale/offset per input index (normalising with batch statistics). With
+`per_input_weights=True` the supernet does the same: op k of slot a of node j reading input i
+is `cells.{l}.nodes.{j}.a.{k}_{i}`, its BN affine. With `per_input_weights=False` (the layout
+this project started with) every slot holds each op once (`cells.{l}.nodes.{j}.a.{k}`), shared
+by all the inputs it may pick, with non-affine BN. Either way the supernet runs only the chosen
+ops, skips the preprocessing of unused cell inputs, uses BN on batch statistics (no running
+statistics) and has no drop path by default. A standalone network holds only the chosen ops,
+the used preprocessing and the loose ends' output weights, under the same names, with normal
+affine BN; `load_inherited` copies by name (the per-input BN scale/shift too).
 """
 
 from __future__ import annotations
@@ -57,6 +70,14 @@ from enas.spaces.cnn_ops import (FactorizedReduce, ReLUConvBN, batch_norm, drop_
 
 MICRO_OPS = ("identity", "sep_conv3x3", "sep_conv5x5", "avg_pool3x3", "max_pool3x3")
 CELL_KINDS = ("normal", "reduce")
+
+# The official prior per op label (official op order: sep3, sep5, avg, max, identity; bias
+# [10, 10, 0, 0, 0] learned, micro_controller.py:100-104; [0.25, 0.25, -0.25, -0.25, -0.25]
+# fixed, normal cell only, micro_controller.py:106-109 and :184-185).
+OP_INIT_BIAS = {"sep_conv3x3": 10.0, "sep_conv5x5": 10.0, "avg_pool3x3": 0.0, "max_pool3x3": 0.0,
+                "identity": 0.0}
+NORMAL_OP_FIXED_BIAS = {"sep_conv3x3": 0.25, "sep_conv5x5": 0.25, "avg_pool3x3": -0.25,
+                        "max_pool3x3": -0.25, "identity": -0.25}
 
 # A cell genotype is one (in_a, in_b, op_a, op_b) tuple per node; a genotype maps cell kind -> cell genotype.
 CellGenotype = list[tuple[int, int, int, int]]
@@ -83,29 +104,44 @@ def _preprocess(c_in: int, c_out: int, halvings: int, affine: bool, track: bool)
     raise ValueError(f"micro_cnn: a cell input must be halved {halvings} times (at most once)")
 
 
+def op_key(op: int, source: int, per_input: bool) -> str:
+    """Name of an op's module in a node slot: `k`, or `k_i` with one op per input index i."""
+    return f"{op}_{source}" if per_input else str(op)
+
+
 class Cell(nn.Module):
     """A normal or reduction cell; holds every op (supernet, `cell` None) or those of `cell`."""
 
     def __init__(self, kind: str, num_nodes: int, cell: CellGenotype | None, c_prev_prev: int, c_prev: int,
-                 c: int, halvings: tuple[int, int], affine: bool, track: bool):
+                 c: int, halvings: tuple[int, int], affine: bool, track: bool, sep_stack: int = 1,
+                 per_input: bool = False):
         super().__init__()
         self.kind = kind
+        self.per_input = per_input
         used = {i for node in cell for i in node[:2]} if cell is not None else {0, 1}
         if 0 in used:
             self.pre0 = _preprocess(c_prev_prev, c, halvings[0], affine, track)
         if 1 in used:
             self.pre1 = _preprocess(c_prev, c, halvings[1], affine, track)
-        all_ops = range(len(MICRO_OPS))
-        self.nodes = nn.ModuleList()
-        for j in range(num_nodes):
-            slots = nn.ModuleDict()
-            for slot, op_pos in (("a", 2), ("b", 3)):
-                chosen = all_ops if cell is None else [cell[j][op_pos]]
-                slots[slot] = nn.ModuleDict({str(k): make_op(MICRO_OPS[k], c, 1, affine, track) for k in chosen})
-            self.nodes.append(slots)
+        # ENAS gives the per-input ops of its supernet an affine BN (micro_child.py:600-610).
+        op_args = (c, 1, affine or per_input, track, sep_stack)   # make_op(label, *op_args)
+        self.nodes = nn.ModuleList(
+            nn.ModuleDict({slot: self._slot_ops(j, cell, in_pos, op_pos, op_args)
+                           for slot, in_pos, op_pos in (("a", 0, 2), ("b", 1, 3))})
+            for j in range(num_nodes))
         outputs = range(num_nodes) if cell is None else loose_ends(cell)
         self.out = nn.ModuleDict({str(j): nn.Conv2d(c, c, 1, bias=False) for j in outputs})
         self.out_bn = batch_norm(c, affine, track)
+
+    def _slot_ops(self, j: int, cell: CellGenotype | None, in_pos: int, op_pos: int, op_args: tuple) -> nn.ModuleDict:
+        """The ops of one slot of node j: every op (per input index with per-input weights) in the
+        supernet, the chosen op (of the chosen input) in a standalone network."""
+        if cell is None:
+            sources = range(j + 2) if self.per_input else [0]
+            chosen = [(k, i) for k in range(len(MICRO_OPS)) for i in sources]
+        else:
+            chosen = [(cell[j][op_pos], cell[j][in_pos])]
+        return nn.ModuleDict({op_key(k, i, self.per_input): make_op(MICRO_OPS[k], *op_args) for k, i in chosen})
 
     def node_states(self, s0: torch.Tensor, s1: torch.Tensor, cell: CellGenotype,
                     drop_prob: float) -> list[torch.Tensor | None]:
@@ -114,8 +150,8 @@ class Cell(nn.Module):
         states = [self.pre0(s0) if 0 in used else None, self.pre1(s1) if 1 in used else None]
         for j, (in_a, in_b, op_a, op_b) in enumerate(cell):
             slots = self.nodes[j]
-            h = self._run_op(slots["a"][str(op_a)], states[in_a], drop_prob)
-            h = h + self._run_op(slots["b"][str(op_b)], states[in_b], drop_prob)
+            h = self._run_op(slots["a"][op_key(op_a, in_a, self.per_input)], states[in_a], drop_prob)
+            h = h + self._run_op(slots["b"][op_key(op_b, in_b, self.per_input)], states[in_b], drop_prob)
             states.append(h)
         return states
 
@@ -154,7 +190,7 @@ class MicroCNN(nn.Module):
 
     def __init__(self, space: "MicroCNNSpace", genotype: dict[str, CellGenotype] | None, num_classes: int,
                  in_channels: int, channels: int, num_layers: int, aux_head: bool, dropout: float,
-                 affine: bool, track: bool):
+                 affine: bool, track: bool, sep_stack: int = 1, per_input: bool = False):
         super().__init__()
         self.space = space
         self.genotype = genotype
@@ -175,7 +211,7 @@ class MicroCNN(nn.Module):
             c = 2 * c if kind == "reduce" else c
             cell = None if genotype is None else genotype[kind]
             self.cells.append(Cell(kind, space.num_nodes, cell, c_pp, c_p, c, (level - level_pp, level - level_p),
-                                   affine, track))
+                                   affine, track, sep_stack, per_input))
             if kind == "reduce" and level == 2:
                 self.aux_index = i
             (c_pp, level_pp), (c_p, level_p) = (c_p, level_p), (c, level)
@@ -212,13 +248,17 @@ class MicroCNNSpace(SearchSpace):
 
     def decisions(self) -> list[Decision]:
         out = []
+        init = tuple(OP_INIT_BIAS[op] for op in MICRO_OPS)
         for kind in CELL_KINDS:
+            fixed = tuple(NORMAL_OP_FIXED_BIAS[op] for op in MICRO_OPS) if kind == "normal" else ()
             for j in range(self.num_nodes):
                 prefix = f"{kind}_node{j}"
                 out += [Decision(f"{prefix}_in_a", "input", j + 2, group=kind),
                         Decision(f"{prefix}_in_b", "input", j + 2, group=kind),
-                        Decision(f"{prefix}_op_a", "op", len(MICRO_OPS), MICRO_OPS, group=kind),
-                        Decision(f"{prefix}_op_b", "op", len(MICRO_OPS), MICRO_OPS, group=kind, anchor=True)]
+                        Decision(f"{prefix}_op_a", "op", len(MICRO_OPS), MICRO_OPS, group=kind,
+                                 init_bias=init, fixed_bias=fixed),
+                        Decision(f"{prefix}_op_b", "op", len(MICRO_OPS), MICRO_OPS, group=kind, anchor=True,
+                                 init_bias=init, fixed_bias=fixed)]
         return out
 
     def genotype(self, arch: Architecture | None) -> dict[str, CellGenotype]:
@@ -231,17 +271,19 @@ class MicroCNNSpace(SearchSpace):
                 for c, kind in enumerate(CELL_KINDS)}
 
     def build_supernet(self, num_classes: int, in_channels: int, image_size: int, channels: int = 20,
-                       num_layers: int = 6, aux_head: bool = False, dropout: float = 0.0) -> MicroCNN:
-        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
+                       num_layers: int = 6, aux_head: bool = False, dropout: float = 0.0,
+                       sep_conv_stack: int = 1, per_input_weights: bool = False) -> MicroCNN:
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers, sep_conv_stack)
         return MicroCNN(self, None, num_classes, in_channels, channels, num_layers, aux_head, dropout,
-                        affine=False, track=False)
+                        affine=False, track=False, sep_stack=sep_conv_stack, per_input=bool(per_input_weights))
 
     def build_network(self, arch: Architecture, num_classes: int, in_channels: int, image_size: int,
                       channels: int = 20, num_layers: int = 6, aux_head: bool = False,
-                      dropout: float = 0.0) -> MicroCNN:
-        _check_ints(num_classes, in_channels, image_size, channels, num_layers)
+                      dropout: float = 0.0, sep_conv_stack: int = 1, per_input_weights: bool = False) -> MicroCNN:
+        _check_ints(num_classes, in_channels, image_size, channels, num_layers, sep_conv_stack)
         return MicroCNN(self, self.genotype(arch), num_classes, in_channels, channels, num_layers, aux_head,
-                        dropout, affine=True, track=True)
+                        dropout, affine=True, track=True, sep_stack=sep_conv_stack,
+                        per_input=bool(per_input_weights))
 
     def graph(self, arch: Architecture) -> Graph:
         g = Graph()
@@ -257,8 +299,9 @@ class MicroCNNSpace(SearchSpace):
         return g
 
 
-def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int) -> None:
+def _check_ints(num_classes: int, in_channels: int, image_size: int, channels: int, num_layers: int,
+                sep_conv_stack: int) -> None:
     for name, value, low in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
                              ("image_size", image_size, 4), ("channels", channels, 1),
-                             ("num_layers", num_layers, 3)):
+                             ("num_layers", num_layers, 3), ("sep_conv_stack", sep_conv_stack, 1)):
         check_int("micro_cnn", name, value, low)

@@ -4,6 +4,17 @@ loss = -mean((R - b) * log pi(arch)) - entropy_weight * mean(H) + skip_weight * 
 
 with b a moving-average baseline (b <- decay * b + (1 - decay) * R, per architecture) and R the
 reward of each architecture. Adam on the controller's parameters.
+
+One `tell` is one update: the n architectures of a theta step are scored together, each against
+the baseline as it stood when its reward arrived, and the mean of their losses is minimised in
+one Adam step. This is the official aggregation of `controller_num_aggregate` samples per update
+(SyncReplicasOptimizer averages their gradients: src/utils.py:223-231; num_aggregate=10 in
+scripts/ptb_search.sh, 10 in cifar10_micro_search.sh, 20 in cifar10_macro_search.sh): set
+`search.archs_per_step` to that number.
+
+The official controllers use Adam with beta1 = 0 and eps = 1e-3 (src/utils.py:217-219,
+get_train_ops): `adam_beta1`, `adam_eps`. See `Controller` for `priors`, `skip_pair` and
+`skip_penalty`.
 """
 
 from __future__ import annotations
@@ -30,12 +41,16 @@ class Reinforce(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, top_k: int = 20, lstm_size: int = 100,
                  tanh_c: float = 2.5, op_tanh_reduce: float = 1.0, temperature: float = 5.0,
                  lr: float = 1e-3, entropy_weight: float = 1e-3, baseline_decay: float = 0.99,
-                 skip_target: float = 0.4, skip_weight: float = 0.0, grad_clip: float = 0.0):
+                 skip_target: float = 0.4, skip_weight: float = 0.0, grad_clip: float = 0.0,
+                 priors: bool = False, skip_pair: bool = False, skip_penalty: str = "sum",
+                 adam_beta1: float = 0.9, adam_eps: float = 1e-8):
         super().__init__(space, seed=seed, top_k=top_k)
         self.controller = Controller(self.decisions, lstm_size=lstm_size, tanh_c=tanh_c,
                                      op_tanh_reduce=op_tanh_reduce, temperature=temperature,
-                                     skip_target=skip_target)
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+                                     skip_target=skip_target, priors=priors, skip_pair=skip_pair,
+                                     skip_penalty=skip_penalty)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=(adam_beta1, 0.999),
+                                          eps=adam_eps)
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.skip_weight = skip_weight
