@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "enas"
 
 INFRA = {"enas.arch", "enas.utils", "enas.rng", "enas.logs", "enas.checkpoint", "enas.tb", "enas.draw",
-         "enas.optim", "enas.fileio", "enas.runlock"}
+         "enas.optim", "enas.fileio", "enas.runlock", "enas.nn"}
 # (modules the rule applies to, prefixes they may import from enas); None = anything.
 RULES = {
     "infra": (INFRA, INFRA | {"enas.spaces.base"}),          # draw/tb render a space's Graph
