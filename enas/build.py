@@ -12,6 +12,9 @@ functions here; so do worker processes, which get a plain picklable job (`run_ch
     cfg["search"] / cfg["trainer"]    -> search_settings / train_settings, build_optimizer
     whole search config               -> build_search      -> SearchLoop
     search config + arch.json         -> build_training    -> (space, arch, Trainer)
+
+User code (`space=custom space.target=pkg.mod:Net`, `data=custom data.target=pkg.mod:make`) is
+built by enas/user_code.py (part of this layer): see there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import torch
 
 from enas.arch import Architecture
+from enas.user_code import CUSTOM, build_custom_space, build_custom_task, check_user_code
 from enas.utils import UserError, seed_everything
 
 # Evaluators that score architectures with (or start from) the shared supernet's weights.
@@ -32,8 +36,14 @@ TEXT_DATASETS = ("ptb",)
 
 
 # --- data -----------------------------------------------------------------------------------------
-def build_task(data: dict, device, seed: int, batch_size: int | None = None, cutout: int | None = None):
-    """A `Task` from the `data` config section (batch size / cutout may be overridden for training)."""
+def build_task(data: dict, device, seed: int, batch_size: int | None = None, cutout: int | None = None,
+               user_data=None):
+    """A `Task` from the `data` config section (batch size / cutout may be overridden for training).
+
+    data=custom: the task (or datasets) that `data.target` returns, or `user_data` (Python API).
+    """
+    if data["name"] == CUSTOM:
+        return build_custom_task(data, device, seed, batch_size, user_data)
     if data["name"] in TEXT_DATASETS:
         return _build_text_task(data, device, batch_size)
     return _build_image_task(data, device, seed, batch_size, cutout)
@@ -85,9 +95,16 @@ def _build_image_task(data: dict, device, seed: int, batch_size, cutout):
 
 
 # --- space, strategy, optimizer, surrogate ---------------------------------------------------------
-def build_space(space_cfg: dict, structure: dict | None = None):
-    """The search space named in `space_cfg` (structure from the config, or from an arch.json)."""
+def build_space(space_cfg: dict, structure: dict | None = None, sizes: dict | None = None, user_space=None):
+    """The search space named in `space_cfg` (structure from the config, or from an arch.json).
+
+    space=custom: a `ModuleSpace` of the module that `space.target` names (or of `user_space`,
+    a module class/function/instance or a SearchSpace, from the Python API); `sizes` build the
+    probe module its decisions are read from.
+    """
     from enas.spaces import build_space as space_by_name
+    if space_cfg["name"] == CUSTOM:
+        return build_custom_space(space_cfg, structure, sizes, user_space)
     try:
         return space_by_name(space_cfg["name"], **(structure if structure is not None else space_cfg.get("structure", {})))
     except TypeError as e:
@@ -133,7 +150,8 @@ def build_surrogate(surrogate_cfg: dict | None, space):
 # --- evaluators ---------------------------------------------------------------------------------------
 def child_recipe(cfg: dict, device) -> dict:
     """What every standalone child of a search shares: plain values, read back by `run_child` only."""
-    return {"data": cfg["data"], "trainer": cfg["trainer"], "data_seed": int(cfg["seed"]), "device": str(device)}
+    return {"data": cfg["data"], "space": cfg.get("space"), "trainer": cfg["trainer"], "data_seed": int(cfg["seed"]),
+            "device": str(device)}
 
 
 def build_evaluator(cfg: dict, task, space, supernet, sizes: dict, run_dir: str | None, device,
@@ -200,7 +218,6 @@ def run_child(job: dict) -> dict:
     Returns {"reward", "metrics", "seconds", "pid"}.
     """
     from enas.final import Trainer
-    from enas.spaces import build_space as space_by_name
     t0 = time.time()
     recipe, training = job["recipe"], job["training"]
     data = dict(recipe["data"])
@@ -209,7 +226,9 @@ def run_child(job: dict) -> dict:
     trainer_cfg = _child_trainer_cfg(recipe["trainer"], training)
     device = recipe["device"]
     task = _child_task(data, recipe["data_seed"], training.get("batch_size"), device)
-    space = space_by_name(job["space"], **job["structure"])
+    custom = (recipe.get("space") or {}).get("name") == CUSTOM
+    space_cfg = recipe["space"] if custom else {"name": job["space"]}
+    space = build_space(space_cfg, job["structure"], job["sizes"])
     arch = space.validate(Architecture.from_plain(space.name, job["choices"]))
     seed_everything(job["seed"])
     model = space.build_network(arch, **job["sizes"])
@@ -255,16 +274,17 @@ def train_settings(trainer: dict):
         log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10))
 
 
-def build_search(cfg: dict, run_dir: str, device, writer=None, task=None):
+def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_space=None, user_data=None):
     """Everything a search needs, from a plain config dict (also used by enas-derive/rank-check).
 
-    `task` may be given to skip loading the data (tests of presets whose data is not here).
+    `task` may be given to skip loading the data (tests of presets whose data is not here);
+    `user_space` / `user_data`: objects from the Python API for space=custom / data=custom.
     """
     from enas.search_loop import SearchLoop
     seed_everything(cfg["seed"])
-    task = task if task is not None else build_task(cfg["data"], device, cfg["seed"])
-    space = build_space(cfg["space"])
+    task = task if task is not None else build_task(cfg["data"], device, cfg["seed"], user_data=user_data)
     sizes = model_sizes(cfg["space"], task)
+    space = build_space(cfg["space"], sizes=sizes, user_space=user_space)
     supernet = optimizer = None
     if cfg["evaluator"]["name"] in SUPERNET_EVALUATORS:
         try:
@@ -282,20 +302,19 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None):
 
 
 def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: str | None, writer=None,
-                   task=None):
+                   task=None, user_space=None, user_data=None):
     """Space, architecture and `Trainer` for training one architecture from scratch (enas-train)."""
     from enas.final import Trainer
-    if arch_data["space"] != cfg["space"]["name"]:
+    if cfg["space"]["name"] != CUSTOM and arch_data["space"] != cfg["space"]["name"]:
         raise UserError(f"{arch_path}: architecture of space {arch_data['space']!r}, but this config trains "
                         f"space {cfg['space']['name']!r} (choose the matching experiment=...)")
-    space = build_space(cfg["space"], arch_data.get("structure") or None)
-    arch = space.arch_from_dict(arch_data, source=arch_path)
     trainer_cfg = cfg["trainer"]
     seed_everything(cfg["seed"])
     if task is None:
         task = build_task(cfg["data"], device, cfg["seed"], batch_size=trainer_cfg.get("batch_size"),
-                          cutout=trainer_cfg.get("cutout"))
+                          cutout=trainer_cfg.get("cutout"), user_data=user_data)
     sizes = model_sizes(cfg["space"], task, trainer_cfg.get("sizes"))
+    space, arch = build_arch_space(cfg["space"], arch_data, arch_path, sizes, user_space)
     model = space.build_network(arch, **sizes).to(device)
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
@@ -305,12 +324,30 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
     return space, arch, trainer
 
 
-def restore_search(run_dir: str, device):
+def build_arch_space(space_cfg: dict, arch_data: dict, source: str, sizes: dict, user_space=None):
+    """(space, architecture) of an arch.json's content: the space of `space_cfg` with the file's structure.
+
+    A custom space must be the one the file names (its module's "package.module:Name").
+    """
+    custom = space_cfg["name"] == CUSTOM
+    structure = arch_data.get("structure")
+    space = build_space(space_cfg, structure if custom else structure or None, sizes=sizes, user_space=user_space)
+    if custom and arch_data["space"] != space.name:
+        raise UserError(f"{source}: architecture of space {arch_data['space']!r}, but space.target names "
+                        f"{space.name!r}")
+    return space, space.arch_from_dict(arch_data, source=source)
+
+
+def restore_search(run_dir: str, device, targets: dict | None = None, user_space=None, user_data=None):
     """The search loop of an earlier run, rebuilt from the config stored in its checkpoint and
     loaded with its state (enas-derive, enas-rank-check). Stored names are looked up in the
-    registries only: nothing read from the run directory names code to import or call."""
+    registries only: nothing read from the run directory names code to import or call. A
+    custom space or data needs its target named again (`targets`, from the command line) or
+    its object handed in (`user_space`, `user_data`): see `check_user_code`."""
     from enas.checkpoint import load_checkpoint
-    state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"), map_location=device, kind="search")
-    loop = build_search(state["config"], run_dir, device)
+    path = os.path.join(run_dir, "checkpoint.pt")
+    state = load_checkpoint(path, map_location=device, kind="search")
+    config = check_user_code(state["config"], targets or {}, path, {"space": user_space, "data": user_data})
+    loop = build_search(config, run_dir, device, user_space=user_space, user_data=user_data)
     loop.load_state_dict(state)
     return loop

@@ -243,3 +243,40 @@ class ImageClassification:
     def metric_of_score(self, score: float) -> float:
         """The accuracy a reward stands for (the same number)."""
         return score
+
+
+class DatasetClassification(ImageClassification):
+    """Classification on a user's torch Datasets: (train, valid[, test]) of (input tensor, label) pairs.
+
+    Batches come from `enas.data.datasets.DatasetBatches` (no augmentation: put it in the
+    dataset's transform). Without a test split, test metrics are those of the validation split.
+    `model_sizes()`: num_classes, input_shape (one input's shape), and in_channels/image_size
+    for square (C, H, W) images, so image models built for the built-in data take them too.
+    """
+
+    kind = "classification"
+
+    def __init__(self, train, valid, test=None, batch_size: int = 32, eval_batch_size: int | None = None,
+                 device="cpu", seed: int = 0, num_classes: int | None = None, num_workers: int = 0):
+        from enas.data.datasets import DatasetBatches, check_dataset, count_classes
+        shape, _ = check_dataset(train, "train")
+        for name, split in (("valid", valid), ("test", test)):
+            if split is not None and check_dataset(split, name)[0] != shape:
+                raise ValueError(f"{name}[0]: input shape {check_dataset(split, name)[0]} differs from "
+                                 f"train's {shape}")
+        if len(train) < batch_size:
+            raise ValueError(f"train: {len(train)} samples are fewer than batch_size {batch_size}")
+        eval_bs = eval_batch_size or batch_size
+        self.splits = {"train": DatasetBatches(train, batch_size, device, True, seed, num_workers),
+                       "valid": DatasetBatches(valid, eval_bs, device, False, seed, num_workers),
+                       "test": DatasetBatches(test if test is not None else valid, eval_bs, device, False, seed,
+                                              num_workers)}
+        self.num_classes = num_classes or count_classes(train, "train")
+        self.seed = seed
+        self.input_shape = shape
+
+    def model_sizes(self) -> dict:
+        sizes = {"num_classes": self.num_classes, "input_shape": list(self.input_shape)}
+        if len(self.input_shape) == 3 and self.input_shape[1] == self.input_shape[2]:
+            sizes.update(in_channels=self.input_shape[0], image_size=self.input_shape[1])
+        return sizes

@@ -1,6 +1,6 @@
 """The layers of docs/architecture.md, held by reading every import of the package's source.
 
-    cli/  ->  build  ->  loop / evaluators / final  ->  spaces, strategies, tasks  ->  arch, data, infra
+    cli/, api  ->  runs  ->  build  ->  loop / evaluators / final  ->  spaces, strategies, tasks  ->  arch, data, infra
 
 Imports inside `if TYPE_CHECKING:` blocks are annotations only and are not counted.
 """
@@ -16,6 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "enas"
 
 INFRA = {"enas.arch", "enas.utils", "enas.rng", "enas.logs", "enas.checkpoint", "enas.tb", "enas.draw",
          "enas.optim", "enas.fileio", "enas.runlock", "enas.nn"}
+# The entry points: the command lines and the Python API (both compose the Hydra config tree).
+ENTRY = {"enas.cli", "enas.api"}
+BUILD = {"enas.build", "enas.user_code"}       # config -> objects, and the user's code it names
 # (modules the rule applies to, prefixes they may import from enas); None = anything.
 RULES = {
     "infra": (INFRA, INFRA | {"enas.spaces.base"}),          # draw/tb render a space's Graph
@@ -68,20 +71,25 @@ def enas_imports(module: str) -> set[str]:
 
 def test_the_scan_sees_the_package():
     assert "enas.build" in SOURCES and "enas.cli.search" in SOURCES and len(SOURCES) > 30
-    assert "enas.build" in enas_imports("enas.cli.search")
+    assert "enas.runs" in enas_imports("enas.cli.search") and "enas.build" in enas_imports("enas.runs")
 
 
-@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, {"enas.cli"})))
-def test_nothing_outside_cli_imports_the_command_line(module):
+@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, ENTRY)))
+def test_nothing_outside_the_entry_points_imports_the_command_line(module):
     assert not any(under(m, {"enas.cli"}) for m in enas_imports(module)), module
 
 
-@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, {"enas.cli", "enas.build"})))
-def test_only_the_command_line_imports_the_build_layer(module):
-    assert not any(under(m, {"enas.build"}) for m in enas_imports(module)), module
+@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, ENTRY | {"enas.runs"})))
+def test_nothing_below_the_runs_imports_them(module):
+    assert not any(under(m, {"enas.runs"}) for m in enas_imports(module)), module
 
 
-@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, {"enas.cli"})))
+@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, ENTRY | {"enas.runs"} | BUILD)))
+def test_only_the_entry_points_and_runs_import_the_build_layer(module):
+    assert not any(under(m, BUILD) for m in enas_imports(module)), module
+
+
+@pytest.mark.parametrize("module", sorted(m for m in SOURCES if not under(m, ENTRY)))
 def test_the_library_never_reads_the_hydra_config(module):
     assert not any(under(m, CONFIG_LIBRARIES) for m in SOURCES[module]), module
 

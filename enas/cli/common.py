@@ -51,5 +51,13 @@ def user_errors(fn):
     return wrapper
 
 
+def require_run_dir(example: str) -> None:
+    """Fail with one line unless the command line gives run_dir= (hydra.run.dir is ${run_dir}:
+    without it Hydra fails before our code runs)."""
+    args = sys.argv[1:]
+    if not any(a.startswith("run_dir=") for a in args) and not any(a.startswith("-") for a in args):
+        fail(f"missing value for run_dir (give it on the command line: run_dir={example})")
+
+
 # The Hydra config tree lives at the repository top level (conf/), beside the package.
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")

@@ -23,11 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from enas.checkpoint import load_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
-from enas.cli.derive import run_derive
-from enas.cli.search import run_search
-from enas.cli.train import run_train
 from enas.compare import failed_row, format_csv, format_markdown, run_row
 from enas.logs import run_log
+from enas.runs import run_derive, run_search, run_train
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
@@ -88,10 +86,13 @@ def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictCo
     return compose(config_name="search", overrides=[*overrides, f"strategy={strategy}", f"seed={seed}"])
 
 
-def derive_config(run_dir: str, device: str, top: int) -> dict:
-    """conf/derive.yaml's defaults for one search run."""
+def derive_config(run_dir: str, device: str, top: int, search_config: dict | None = None) -> dict:
+    """conf/derive.yaml's defaults for one search run (naming its custom space/data targets again)."""
     cfg = OmegaConf.to_container(compose(config_name="derive"), resolve=False)
     cfg.update(run_dir=run_dir, device=device, top=top)
+    for section in ("space", "data"):
+        if search_config and search_config[section].get("name") == "custom":
+            cfg[section] = {"target": search_config[section].get("target")}
     return cfg
 
 
@@ -120,7 +121,7 @@ def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive
         measured["search_seconds"] = time.perf_counter() - start
         state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
         measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
-        arch = run_derive(derive_config(search_dir, config["device"], derive_top))
+        arch = run_derive(derive_config(search_dir, config["device"], derive_top, config))
         measured["derived_score"] = float(arch["score"])
         result = run_train({**config, "arch": os.path.join(search_dir, "arch.json"), "resume": False}, train_dir)
     except Exception as e:  # noqa: BLE001  (a failed run is recorded; the others go on)

@@ -1,78 +1,16 @@
 """enas-derive: the best architecture of a search run -> <run_dir>/arch.json + arch.png.
 
     enas-derive run_dir=runs/search/<...>
+    enas-derive run_dir=runs/search/<...> space.target=mypkg.models:MyNet   # a custom space: name it again
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from enas.arch import save_json
-from enas.build import restore_search
-from enas.cli.common import CONFIG_DIR, fail, plain, user_errors
-from enas.derive import format_table, rank_candidates
-from enas.draw import save_png
-from enas.logs import run_log
-from enas.ranking import rank_by_recorded_rewards
-from enas.utils import UserError, pick_device, seed_everything
-
-log = logging.getLogger(__name__)
-
-
-def run_derive(cfg: dict) -> dict:
-    """Rank the candidates of the search in cfg["run_dir"]; the arch.json content it wrote."""
-    run_dir = cfg["run_dir"]
-    device = pick_device(cfg["device"])
-    with run_log(os.path.join(run_dir, "derive.log")):
-        loop = restore_search(run_dir, device)
-        search_cfg = loop.metadata["config"]
-        options = {k: cfg[k] if cfg[k] is not None else search_cfg["derive"][k]
-                   for k in ("num_samples", "valid_batches", "seed")}
-        seed_everything(options["seed"])
-        ranked = _rank(loop, options)
-        data = _write_arch(loop, ranked, options, run_dir, cfg["top"])
-    return data
-
-
-def _rank(loop, options: dict) -> list:
-    """(architecture, metrics, score) of every candidate, best first."""
-    if loop.supernet is None:
-        # Standalone evaluation: no shared weights to score with; rank by the rewards the
-        # children earned when they were trained during the search.
-        ranked = rank_by_recorded_rewards(loop.strategy, options["num_samples"], loop.task)
-        log.info(f"derive: {len(ranked)} best architectures seen by strategy {loop.strategy.name}, ranked by "
-                 f"their standalone rewards ({loop.evaluator.name} evaluator)")
-        if not ranked:
-            raise UserError(f"{loop.checkpoint_path}: the search recorded no evaluated architecture yet")
-        return ranked
-    candidates = loop.strategy.proposals(options["num_samples"])
-    log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored on the "
-             f"first {options['valid_batches']} validation batches")
-    return rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], progress=True)
-
-
-def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int) -> dict:
-    """arch.json and arch.png of the best candidate; the ranked table on the console."""
-    best, metrics, score = ranked[0]
-    space, metric = loop.space, loop.task.metric
-    data = space.arch_to_dict(
-        best, score=score, metrics=metrics, derived_from=os.path.abspath(run_dir),
-        derive=options, search_step=loop.global_step,
-        ranking=[{"score": s, metric: m[metric], "choices": a.plain_choices()} for a, m, s in ranked[:top]])
-    arch_path = os.path.join(run_dir, "arch.json")
-    save_json(arch_path, data)
-    png_path = os.path.join(run_dir, "arch.png")
-    save_png(space.graph(best), png_path, title=f"{space.name}: score {score:.4f}")
-    log.info(format_table(space, ranked, metric, top))
-    log.info(f"best: {space.describe(best)}")
-    log.info(f"wrote {arch_path} and {png_path}")
-    log.info(f"next: enas-train arch={arch_path} experiment=<the search's experiment>")
-    return data
+from enas.cli.common import CONFIG_DIR, plain, require_run_dir, user_errors
+from enas.runs import run_derive
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="derive")
@@ -83,10 +21,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console script `enas-derive`."""
-    args = sys.argv[1:]
-    # hydra.run.dir is ${run_dir}: without it Hydra fails before our code runs, so check first.
-    if not any(a.startswith("run_dir=") for a in args) and not any(a.startswith("-") for a in args):
-        fail("missing value for run_dir (give it on the command line: run_dir=runs/search/<...>)")
+    require_run_dir("runs/search/<...>")
     _hydra_main()
 
 

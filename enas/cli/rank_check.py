@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from enas.arch import save_json
 from enas.build import build_evaluator, restore_search
+from enas.runs import user_targets
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.logs import run_log
 from enas.ranking import format_rank_table, rank_check, sample_architectures
@@ -33,7 +34,7 @@ def run_rank_check(cfg: dict) -> dict:
     if cfg["num_archs"] < 2:
         raise UserError(f"num_archs={cfg['num_archs']}: need at least 2 architectures to compare rankings")
     with run_log(os.path.join(run_dir, "rank_check.log")):
-        loop = restore_search(run_dir, device)
+        loop = restore_search(run_dir, device, user_targets(cfg))
         search_cfg = loop.metadata["config"]
         if loop.supernet is None:
             raise UserError(f"{loop.checkpoint_path}: the search used evaluator={search_cfg['evaluator']['name']!r}, "
