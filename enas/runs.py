@@ -1,10 +1,10 @@
-"""The runs behind the commands: search, derive, train, each from a plain config dict.
+"""The runs behind the commands: search, derive, train, export, each from a plain config dict.
 
 The console scripts (enas/cli/) resolve their Hydra config and call these; so does the Python
 API (enas/api.py), which composes the same config tree, so both write the same run directory:
-checkpoint.pt, <command>.log, TensorBoard events under tb/, arch.json/arch.png, result.json.
-`user_space` / `user_data` are the Python API's objects for space=custom / data=custom (the
-command lines name their code by `target` instead).
+checkpoint.pt, <command>.log, TensorBoard events under tb/, arch.json/arch.png, result.json,
+export/. `user_space` / `user_data` are the Python API's objects for space=custom / data=custom
+(the command lines name their code by `target` instead).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import os
 
 from enas.arch import load_arch_file, save_json
-from enas.build import build_search, build_training, restore_search
+from enas.build import build_arch_space, build_search, build_training, restore_search
 from enas.checkpoint import check_compatible, load_checkpoint
 from enas.derive import format_table, rank_candidates
 from enas.draw import save_png
@@ -159,4 +159,36 @@ def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
                  f"test {perplexity_or_accuracy(trainer.task, test)}")
         log.info(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "
                  f"{os.path.join(run_dir, 'tb')}")
+        log.info(f"next: enas-export run_dir={run_dir}")
     return result
+
+
+# --- export -----------------------------------------------------------------------------------------
+def run_export(cfg: dict, user_space=None) -> dict:
+    """Export the trained network of the enas-train run in cfg["run_dir"]; the export summary.
+
+    Writes <out_dir>/state_dict.pt + arch.json (for enas.load_model) and model.pt2 (torch.export,
+    when the network can be traced); out_dir defaults to <run_dir>/export.
+    """
+    from enas.deploy import export_network
+    run_dir = cfg["run_dir"]
+    out_dir = cfg.get("out_dir") or os.path.join(run_dir, "export")
+    with run_log(os.path.join(run_dir, "export.log")):
+        path = os.path.join(run_dir, "checkpoint.pt")
+        state = load_checkpoint(path, map_location="cpu", kind="train")
+        config = check_user_code(state["config"], user_targets(cfg), path, {"space": user_space}, sections=("space",))
+        sizes = state["sizes"]
+        space, arch = build_arch_space(config["space"], state["arch"], path, sizes, user_space)
+        network = space.build_network(arch, **sizes)
+        network.load_state_dict(state["model"])
+        summary = export_network(network, space, arch, sizes, out_dir, seq_len=config["data"].get("bptt"))
+        log.info(f"wrote {out_dir}: {', '.join(summary['files'])}")
+        load = f"enas.load_model({out_dir!r}{', space=<your module class>' if config['space']['name'] == CUSTOM else ''})"
+        if summary["pt2"] is None:
+            log.warning(f"no model.pt2: torch.export cannot trace {space.name} ({summary['note']}); "
+                        f"the state_dict path works: {load}")
+            return summary
+        if summary["note"]:
+            log.warning(f"model.pt2: {summary['note']}")
+        log.info(f"load it without enas: torch.export.load({summary['pt2']!r}).module(); with enas: {load}")
+    return summary

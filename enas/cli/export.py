@@ -1,0 +1,32 @@
+"""enas-export: the trained network of an enas-train run -> model.pt2 + state_dict.pt + arch.json.
+
+    enas-export run_dir=runs/train/<...>                      # writes <run_dir>/export/
+    enas-export run_dir=runs/train/<...> out_dir=model/ space.target=mypkg.models:MyNet   # a custom space
+
+model.pt2 runs with plain torch (torch.export.load(path).module()); state_dict.pt + arch.json
+load back into the module with enas.load_model(out_dir). See enas/deploy.py.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from enas.cli.common import CONFIG_DIR, plain, require_run_dir, user_errors
+from enas.runs import run_export
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@user_errors
+def _hydra_main(cfg: DictConfig) -> None:
+    run_export(plain(cfg))
+
+
+def main() -> None:
+    """Console script `enas-export`."""
+    require_run_dir("runs/train/<...>")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
