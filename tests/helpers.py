@@ -19,10 +19,14 @@ def compose_config(config_name: str = "search", overrides: list[str] | None = No
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def run_script(name: str, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run a console script of the venv (enas-search, ...) and return its output."""
+def run_script(name: str, *args: str, check: bool = True, timeout: int = 600, cwd=None) -> subprocess.CompletedProcess:
+    """Run a console script of the venv (enas-search, ...) and return its output.
+
+    A script the venv does not have yet (installed before it was added) runs as `python -m enas.cli.<name>`.
+    """
     exe = os.path.join(os.path.dirname(sys.executable), name)
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    command = [exe] if os.path.exists(exe) else [sys.executable, "-m", "enas.cli." + name[len("enas-"):].replace("-", "_")]
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
