@@ -238,3 +238,21 @@ def test_api_with_objects_and_a_second_strategy(project, tmp_path):
     assert type(model) is Net and torch.allclose(program(x), model(x), atol=1e-5)
     with pytest.raises(UserError, match="got its data as a Python object"):
         enas.api.derive(str(tmp_path / "s"), Net)
+
+
+def test_an_interrupted_search_of_a_module_space_resumes_exactly(project, tmp_path):
+    """Stopped after 3 omega steps and resumed, the run ends with the uninterrupted run's weights."""
+    import enas
+    from ownpkg.data import make_datasets
+    from ownpkg.models import Net
+    datasets = make_datasets()
+    options = dict(strategy="reinforce", data={"batch_size": 16}, controller={"lstm_size": 8},
+                   derive={"num_samples": 3, "valid_batches": 1})
+    search = {**SEARCH, "epochs": 2, "checkpoint_every": 0}
+    enas.search(Net, datasets, run_dir=str(tmp_path / "whole"), search=search, **options)
+    enas.search(Net, datasets, run_dir=str(tmp_path / "cut"), search={**search, "max_steps": 3}, **options)
+    enas.search(Net, datasets, run_dir=str(tmp_path / "cut"), search=search, resume=True, **options)
+    whole, cut = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("whole", "cut"))
+    assert whole["position"] == cut["position"] and whole["position"]["global_step"] == 8
+    for part in ("supernet", "strategy"):
+        assert json.dumps(_plain(whole[part]), sort_keys=True) == json.dumps(_plain(cut[part]), sort_keys=True), part

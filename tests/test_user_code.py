@@ -118,6 +118,9 @@ def test_dataset_tuples_become_a_deterministic_task():
     assert sorted(sum(first, [])) == sorted(labels[:20].tolist())
     stream = task.valid_batches()
     assert [next(stream)[1].shape[0] for _ in range(3)] == [5, 5, 5]
+    rng = torch.get_rng_state()
+    list(task.train_batches(2))
+    assert torch.equal(rng, torch.get_rng_state())        # batches never draw from the global RNG (resume)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3))
     metrics = task.evaluate(lambda x, arch: model(x), "valid", None, max_batches=99)
     assert 0.0 <= metrics["acc"] <= 1.0 and metrics["loss"] > 0

@@ -65,7 +65,10 @@ class DatasetBatches:
         return chunks[:self.num_batches]
 
     def _load(self, chunks: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        loader = DataLoader(self.dataset, batch_sampler=chunks, num_workers=self.num_workers)
+        # Its own generator: a DataLoader draws a base seed for its workers at every iteration,
+        # from the global RNG otherwise, which would shift dropout masks after a resume.
+        loader = DataLoader(self.dataset, batch_sampler=chunks, num_workers=self.num_workers,
+                            generator=torch.Generator().manual_seed(self.seed))
         for x, y in loader:
             yield x.to(self.device), torch.as_tensor(y, dtype=torch.long).to(self.device)  # (B, ...), (B,)
 
