@@ -18,17 +18,49 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 
 import torch
 
 from enas.arch import Architecture
-from enas.utils import UserError, seed_everything
+from enas.utils import UserError, pick_device, seed_everything, set_threads
+
+log = logging.getLogger(__name__)
 
 # Evaluators that score architectures with (or start from) the shared supernet's weights.
 SUPERNET_EVALUATORS = ("one_shot", "inherit")
 TEXT_DATASETS = ("ptb",)
+
+
+# --- process ---------------------------------------------------------------------------------------
+def start_process(cfg: dict):
+    """The device (`device`) and torch's CPU threads (`threads`) of a command; returns (device, threads)."""
+    return pick_device(cfg.get("device", "auto")), set_threads(cfg.get("threads", "auto"))
+
+
+# Overrides of a search that also decide what enas-train must train on (data, space, trainer).
+TRAIN_OVERRIDE_KEYS = ("experiment", "data", "space", "trainer", "seed", "device", "threads")
+
+
+def train_overrides(search_overrides: list[str]) -> list[str]:
+    """The search's command-line overrides that enas-train needs to train on the same data and space."""
+    kept = []
+    for override in search_overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0] in TRAIN_OVERRIDE_KEYS:
+            kept.append(override)
+    return kept
+
+
+def clamp_batches(setting: str, value: int | None, available: int) -> int | None:
+    """A number of validation batches no larger than the split has (warns, naming the setting)."""
+    if value is not None and value > available:
+        log.warning(
+            f"{setting}={value}: the validation split has only {available} batches; using {available}")
+        return available
+    return value
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -277,7 +309,9 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None):
     surrogate = build_surrogate(cfg["search"].get("surrogate"), space)
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "strategy_name": strategy.name, "config": cfg}
-    return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, search_settings(cfg["search"]),
+    settings = search_settings(cfg["search"])
+    settings.valid_batches = clamp_batches("search.valid_batches", settings.valid_batches, task.num_batches("valid"))
+    return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, settings,
                       run_dir=run_dir, writer=writer, metadata=metadata, surrogate=surrogate)
 
 
@@ -300,8 +334,9 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "arch": space.arch_to_dict(arch), "config": cfg}
-    trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=run_dir, writer=writer,
-                      metadata=metadata)
+    settings = train_settings(trainer_cfg)
+    settings.valid_batches = clamp_batches("trainer.valid_batches", settings.valid_batches, task.num_batches("valid"))
+    trainer = Trainer(task, model, optimizer, settings, run_dir=run_dir, writer=writer, metadata=metadata)
     return space, arch, trainer
 
 
@@ -313,4 +348,5 @@ def restore_search(run_dir: str, device):
     state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"), map_location=device, kind="search")
     loop = build_search(state["config"], run_dir, device)
     loop.load_state_dict(state)
+    loop.metadata["overrides"] = list(state.get("overrides") or [])     # the search's command line
     return loop

@@ -55,4 +55,9 @@ def check_compatible(path: str, saved: dict, expected: dict) -> None:
     """Refuse a checkpoint whose space or sizes differ from the current run's; name the field."""
     for key, value in expected.items():
         if key in saved and saved[key] != value:
+            if isinstance(value, dict) and isinstance(saved[key], dict):
+                differ = sorted(k for k in set(value) | set(saved[key]) if value.get(k) != saved[key].get(k))
+                what = ", ".join(f"{key}.{k}: checkpoint {saved[key].get(k)!r}, this run {value.get(k)!r}"
+                                 for k in differ)
+                raise UserError(f"{path}: the checkpoint was written with other {key} ({what})")
             raise UserError(f"{path}: checkpoint has {key}={saved[key]!r}, this run has {value!r}")

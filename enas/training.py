@@ -72,3 +72,32 @@ class StepRunner:
             kept = "no checkpoint was written yet"
         return (f"{self.consecutive} non-finite losses in a row {where}: stopping (lower the learning rate "
                 f"or clip gradients harder with a smaller grad_clip); {kept}")
+
+
+class DivergenceWatch:
+    """Warns when the training loss stays far above the uniform level (ln of the vocabulary or of
+    the class count: what a model that knows nothing scores) for `windows` log windows in a row.
+
+    Such a loss is a divergence, not slow learning: the warning names the likely fix. Returns
+    True on the window that warns, so the caller can count it in TensorBoard.
+    """
+
+    def __init__(self, uniform_loss: float, lr_setting: str, margin: float = 1.0, windows: int = 3):
+        self.limit = uniform_loss + margin
+        self.uniform_loss = uniform_loss
+        self.lr_setting = lr_setting
+        self.windows = windows
+        self.above = 0                # consecutive log windows above the limit
+        self.warnings = 0
+
+    def check(self, window_loss: float, where: str = "") -> bool:
+        """Record one log window's mean loss; True when it warns."""
+        self.above = self.above + 1 if window_loss > self.limit else 0
+        if self.above < self.windows:
+            return False
+        self.above = 0
+        self.warnings += 1
+        log.warning(f"training is diverging {where}: loss {window_loss:.2f} has stayed above the uniform level "
+                    f"{self.uniform_loss:.2f} + {self.limit - self.uniform_loss:.1f} for {self.windows} log windows; "
+                    f"lower the learning rate ({self.lr_setting}) or clip gradients harder")
+        return True

@@ -27,7 +27,7 @@ from enas.cli.derive import run_derive
 from enas.cli.search import run_search
 from enas.cli.train import run_train
 from enas.compare import failed_row, format_csv, format_markdown, run_row
-from enas.logs import run_log
+from enas.logs import Eta, run_log
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def check_lists(strategies, seeds) -> None:
     duplicates = sorted({s for s in strategies if strategies.count(s) > 1})
     if duplicates or len(set(seeds)) != len(seeds):
         raise UserError(f"strategies={strategies} seeds={seeds}: remove the duplicates")
+    from enas.strategies import STRATEGIES
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise UserError(f"strategies={strategies}: unknown {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
 
 
 def run_dirs(out_dir: str, strategy: str, seed: int) -> tuple[str, str]:
@@ -91,7 +95,7 @@ def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictCo
 def derive_config(run_dir: str, device: str, top: int) -> dict:
     """conf/derive.yaml's defaults for one search run."""
     cfg = OmegaConf.to_container(compose(config_name="derive"), resolve=False)
-    cfg.update(run_dir=run_dir, device=device, top=top)
+    cfg.update(run_dir=run_dir, device=device, top=top, hints=False)
     return cfg
 
 
@@ -116,8 +120,8 @@ def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive
     start = time.perf_counter()
     try:
         config = plain(compose_run_config(overrides, strategy, seed))
-        run_search(config, search_dir)
-        measured["search_seconds"] = time.perf_counter() - start
+        summary = run_search(config, search_dir, [*overrides, f"strategy={strategy}", f"seed={seed}"], hints=False)
+        measured["search_seconds"] = summary["search_seconds"]          # the search itself, start-up excluded
         state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
         measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
         arch = run_derive(derive_config(search_dir, config["device"], derive_top))
@@ -154,8 +158,9 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
     check_lists(strategies, seeds)
     check_fresh(out_dir, strategies, seeds)
     rows, total = [], len(strategies) * len(seeds)
+    eta = Eta(total)
     for i, (strategy, seed) in enumerate([(s, n) for s in strategies for n in seeds], start=1):
-        log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} =====")
+        log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} ({eta.text()}) =====")
         try:
             rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
         except RunFailed as failure:
@@ -164,6 +169,8 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
             row = failed_row(strategy, seed, one_line(failure.error), **failure.measured)
             log.info(f"run {strategy} seed {seed} FAILED: {row['error']}")
             rows.append(row)
+        eta.update(i)
+    log.info(f"compare: {total} runs done ({eta.text()})")
     return rows
 
 

@@ -13,13 +13,13 @@ import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
-from enas.build import restore_search
-from enas.cli.common import CONFIG_DIR, fail, plain, user_errors
+from enas.build import clamp_batches, restore_search, start_process, train_overrides
+from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
 from enas.derive import format_table, rank_candidates
 from enas.draw import save_png
-from enas.logs import run_log
+from enas.logs import Eta, run_log
 from enas.ranking import rank_by_recorded_rewards
-from enas.utils import UserError, pick_device, seed_everything
+from enas.utils import UserError, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,20 @@ log = logging.getLogger(__name__)
 def run_derive(cfg: dict) -> dict:
     """Rank the candidates of the search in cfg["run_dir"]; the arch.json content it wrote."""
     run_dir = cfg["run_dir"]
-    device = pick_device(cfg["device"])
+    device, _ = start_process(cfg)
     with run_log(os.path.join(run_dir, "derive.log")):
         loop = restore_search(run_dir, device)
         search_cfg = loop.metadata["config"]
         options = {k: cfg[k] if cfg[k] is not None else search_cfg["derive"][k]
                    for k in ("num_samples", "valid_batches", "seed")}
+        if loop.supernet is not None:
+            options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
+                                                     loop.task.num_batches("valid"))
         seed_everything(options["seed"])
+        eta = Eta(1)
         ranked = _rank(loop, options)
-        data = _write_arch(loop, ranked, options, run_dir, cfg["top"])
+        data = _write_arch(loop, ranked, options, run_dir, cfg["top"], cfg.get("hints", True))
+        log.info(f"derive done: {eta.text()}")
     return data
 
 
@@ -56,13 +61,14 @@ def _rank(loop, options: dict) -> list:
     return rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], progress=True)
 
 
-def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int) -> dict:
+def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints: bool) -> dict:
     """arch.json and arch.png of the best candidate; the ranked table on the console."""
     best, metrics, score = ranked[0]
     space, metric = loop.space, loop.task.metric
+    search_cfg = loop.metadata["config"]
     data = space.arch_to_dict(
         best, score=score, metrics=metrics, derived_from=os.path.abspath(run_dir),
-        derive=options, search_step=loop.global_step,
+        derive=options, search_step=loop.global_step, search_data=search_cfg["data"],
         ranking=[{"score": s, metric: m[metric], "choices": a.plain_choices()} for a, m, s in ranked[:top]])
     arch_path = os.path.join(run_dir, "arch.json")
     save_json(arch_path, data)
@@ -71,7 +77,9 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int) -> di
     log.info(format_table(space, ranked, metric, top))
     log.info(f"best: {space.describe(best)}")
     log.info(f"wrote {arch_path} and {png_path}")
-    log.info(f"next: enas-train arch={arch_path} experiment=<the search's experiment>")
+    if hints:
+        command = " ".join(["enas-train", f"arch={arch_path}", *train_overrides(loop.metadata.get("overrides", []))])
+        log.info(f"next: {command}")
     return data
 
 
@@ -83,10 +91,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console script `enas-derive`."""
-    args = sys.argv[1:]
-    # hydra.run.dir is ${run_dir}: without it Hydra fails before our code runs, so check first.
-    if not any(a.startswith("run_dir=") for a in args) and not any(a.startswith("-") for a in args):
-        fail("missing value for run_dir (give it on the command line: run_dir=runs/search/<...>)")
+    check_run_dir_argument(sys.argv[1:])
     _hydra_main()
 
 

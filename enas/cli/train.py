@@ -14,26 +14,30 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.arch import load_arch_file, save_json
-from enas.build import build_training
+from enas.build import build_training, start_process
 from enas.checkpoint import check_compatible, load_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.final import perplexity_or_accuracy
-from enas.logs import run_log
+from enas.logs import Eta, run_log
 from enas.tb import open_writer
-from enas.utils import UserError, pick_device
+from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
 
 def run_train(cfg: dict, run_dir: str) -> dict:
     """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json)."""
-    device = pick_device(cfg["device"])
-    arch_path = cfg["arch"]
+    arch_path = arch_file(cfg["arch"])
     arch_data = load_arch_file(arch_path)
+    device, threads = start_process(cfg)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
     if os.path.exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
+    if cfg["resume"] and not os.path.exists(checkpoint):
+        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
+    eta = Eta(1)
     with run_log(os.path.join(run_dir, "train.log")):
+        warn_if_other_data(arch_path, arch_data, cfg["data"])
         writer = open_writer(run_dir)
         try:
             space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer)
@@ -46,10 +50,10 @@ def run_train(cfg: dict, run_dir: str) -> dict:
                 log.info(f"resumed {checkpoint} at epoch {trainer.epoch + 1}")
             params = sum(p.numel() for p in trainer.model.parameters())
             log.info(f"train: {space.name} {space.describe(arch)[:120]}")
-            log.info(f"{params:,} parameters, device {device}, run dir {run_dir}")
+            log.info(f"{params:,} parameters, device {device}, {threads} CPU threads, run dir {run_dir}")
             trainer.run()
-            valid = trainer.task.evaluate(trainer.model, "valid", None, None)
-            test = trainer.test()
+            valid = _timed("valid", lambda: trainer.task.evaluate(trainer.model, "valid", None, None), trainer.task)
+            test = _timed("test", trainer.test, trainer.task)
         finally:
             writer.close()
         result = {"arch": os.path.abspath(arch_path), "epochs": trainer.epoch, "params": params,
@@ -58,8 +62,39 @@ def run_train(cfg: dict, run_dir: str) -> dict:
         log.info(f"final: valid {perplexity_or_accuracy(trainer.task, valid)}  "
                  f"test {perplexity_or_accuracy(trainer.task, test)}")
         log.info(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "
-                 f"{os.path.join(run_dir, 'tb')}")
+                 f"{os.path.join(run_dir, 'tb')} ({eta.text()})")
     return result
+
+
+def arch_file(path: str) -> str:
+    """The arch.json to train: `path` itself, or `<path>/arch.json` when `path` is a run directory."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "arch.json")
+        if not os.path.isfile(inside):
+            raise UserError(f"arch={path} is a directory without arch.json (run enas-derive run_dir={path} first)")
+        return inside
+    return path
+
+
+def warn_if_other_data(arch_path: str, arch_data: dict, data: dict) -> None:
+    """Warn when the architecture was searched on other data than this training uses."""
+    searched = arch_data.get("search_data")
+    if not isinstance(searched, dict):
+        return
+    differ = [key for key in ("name", "path") if searched.get(key) != data.get(key)]
+    if differ:
+        what = ", ".join(f"data.{k}={data.get(k)!r} (search: {searched.get(k)!r})" for k in differ)
+        log.warning(f"{arch_path} was searched on other data than this training uses: {what}; "
+                    f"give the search's data settings (e.g. its experiment= and data.path=)")
+
+
+def _timed(split: str, evaluate, task) -> dict:
+    """The final evaluation of one split, with a line before (it can take minutes) and after."""
+    log.info(f"evaluating the {split} split ({task.num_batches(split)} batches) ...")
+    eta = Eta(1)
+    metrics = evaluate()
+    log.info(f"{split} done ({eta.text()})")
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
