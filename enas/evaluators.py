@@ -310,11 +310,8 @@ class Standalone:
                  "fidelity": self.fidelity}
         self._journal[(self.phase, work.index, entry["key"], self.fidelity)] = entry
         if self.journal_path:
-            os.makedirs(os.path.dirname(os.path.abspath(self.journal_path)), exist_ok=True)
-            with open(self.journal_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            from enas.fileio import append_line
+            append_line(self.journal_path, json.dumps(entry))
 
     # --- jobs ------------------------------------------------------------------------------------------
     def _initial_state(self, arch: Architecture) -> dict | None:

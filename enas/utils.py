@@ -7,9 +7,7 @@ import random
 import numpy as np
 import torch
 
-
-class UserError(Exception):
-    """A problem with the user's input (file, config value): printed as one line, no traceback."""
+from enas.errors import UserError  # noqa: F401  (its home before enas.errors; many modules import it here)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -37,7 +37,7 @@ def user_errors(fn):
             print(f"error: missing value for {e.full_key} (give it on the command line: {e.full_key}=...)",
                   file=sys.stderr, flush=True)
             sys.exit(2)
-        except (UserError, ArchitectureError, FileNotFoundError, ValueError) as e:
+        except (UserError, ArchitectureError, OSError, ValueError) as e:   # OSError names its file
             if os.environ.get("ENAS_TRACEBACK"):
                 traceback.print_exc()
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

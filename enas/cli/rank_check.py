@@ -20,6 +20,7 @@ from enas.checkpoint import load_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.cli.search import build_search
 from enas.evaluators import Standalone
+from enas.fileio import write_text
 from enas.ranking import format_rank_table, rank_check, sample_architectures
 from enas.search_loop import print_flush
 from enas.utils import UserError, pick_device
@@ -52,9 +53,8 @@ def run_rank_check(cfg: dict) -> dict:
     report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
                   standalone=cfg["standalone"], search_step=loop.global_step)
     save_json(os.path.join(run_dir, "rank_check.json"), report)
-    with open(os.path.join(run_dir, "rank_check.md"), "w") as f:
-        f.write(f"# Ranking check: {loop.space.name}, search step {loop.global_step}\n\n")
-        f.write(format_rank_table(report, markdown=True) + "\n")
+    write_text(os.path.join(run_dir, "rank_check.md"), f"# Ranking check: {loop.space.name}, search step "
+               f"{loop.global_step}\n\n" + format_rank_table(report, markdown=True) + "\n")
     print_flush(format_rank_table(report))
     print_flush(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md")
     return report
