@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
-from enas.checkpoint import load_checkpoint
+from enas.checkpoint import load_latest_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.cli.search import build_search
 from enas.evaluators import Standalone
@@ -30,7 +30,7 @@ def run_rank_check(cfg: dict) -> dict:
     run_dir = cfg["run_dir"]
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
     device = pick_device(cfg["device"])
-    state = load_checkpoint(checkpoint, map_location=device)
+    state = load_latest_checkpoint(checkpoint, map_location=device, warn=print_flush)
     if state.get("kind") != "search":
         raise UserError(f"{checkpoint}: a {state.get('kind')!r} checkpoint, not a search run")
     search_cfg = state["config"]

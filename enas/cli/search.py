@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from enas.checkpoint import check_compatible, load_checkpoint
+from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.cli.common import (CONFIG_DIR, build_evaluator_from, build_space_from, build_strategy_from, build_surrogate_from, build_task, lr_kwargs,
                              model_sizes, plain, user_errors)
 from enas.optim import build_sgd
@@ -33,7 +33,7 @@ def search_settings(search: dict) -> SearchSettings:
         lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), valid_batches=search.get("valid_batches"),
         checkpoint_every=search.get("checkpoint_every", 0), log_every=search.get("log_every", 50),
-        max_nonfinite=search.get("max_nonfinite", 10))
+        max_nonfinite=search.get("max_nonfinite", 10), keep_checkpoints=search.get("keep_checkpoints", 2))
 
 
 def build_search(cfg: dict, run_dir: str, device, writer=None, printer=print_flush) -> SearchLoop:
@@ -65,12 +65,13 @@ def run_search(cfg: DictConfig, run_dir: str) -> dict:
     config = plain(cfg)
     device = pick_device(config["device"])
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not config["resume"]:
+    if checkpoint_exists(checkpoint) and not config["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
     writer = open_writer(run_dir)
     loop = build_search(config, run_dir, device, writer)
     if config["resume"]:
-        state = load_checkpoint(checkpoint, map_location=device)
+        state = load_latest_checkpoint(checkpoint, map_location=device, warn=print_flush,
+                                       set_aside=True)
         if state.get("kind") != "search":
             raise UserError(f"{checkpoint}: a {state.get('kind')!r} checkpoint, not a search")
         check_compatible(checkpoint, state, {"space": loop.space.name, "structure": loop.space.structure(),

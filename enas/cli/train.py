@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.arch import load_arch_file, save_json
-from enas.checkpoint import check_compatible, load_checkpoint
+from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.cli.common import CONFIG_DIR, build_space_from, build_task, lr_kwargs, model_sizes, plain, user_errors
 from enas.final import Trainer, TrainSettings, perplexity_or_accuracy
 from enas.optim import build_sgd
@@ -29,7 +29,7 @@ def train_settings(trainer: dict) -> TrainSettings:
         lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
         drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
-        log_every=trainer.get("log_every", 100))
+        log_every=trainer.get("log_every", 100), keep_checkpoints=trainer.get("keep_checkpoints", 2))
 
 
 def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: str | None, writer=None,
@@ -61,12 +61,13 @@ def run_train(cfg: dict, run_dir: str) -> dict:
     arch_path = cfg["arch"]
     arch_data = load_arch_file(arch_path)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not cfg["resume"]:
+    if checkpoint_exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
     writer = open_writer(run_dir)
     space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer)
     if cfg["resume"]:
-        state = load_checkpoint(checkpoint, map_location=device)
+        state = load_latest_checkpoint(checkpoint, map_location=device, warn=print_flush,
+                                       set_aside=True)
         if state.get("kind") != "train":
             raise UserError(f"{checkpoint}: a {state.get('kind')!r} checkpoint, not a training run")
         check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
