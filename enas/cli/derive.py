@@ -18,10 +18,12 @@ from enas.cli.search import build_search
 from enas.derive import format_table, rank_candidates
 from enas.ranking import rank_by_recorded_rewards
 from enas.draw import save_png
+from enas.runlock import locks_run_dir
 from enas.search_loop import print_flush
 from enas.utils import UserError, pick_device, seed_everything
 
 
+@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
 def run_derive(cfg: dict) -> dict:
     run_dir = cfg["run_dir"]
     checkpoint = os.path.join(run_dir, "checkpoint.pt")

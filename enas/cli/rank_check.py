@@ -22,10 +22,12 @@ from enas.cli.search import build_search
 from enas.evaluators import Standalone
 from enas.fileio import write_text
 from enas.ranking import format_rank_table, rank_check, sample_architectures
+from enas.runlock import locks_run_dir
 from enas.search_loop import print_flush
 from enas.utils import UserError, pick_device
 
 
+@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
 def run_rank_check(cfg: dict) -> dict:
     run_dir = cfg["run_dir"]
     checkpoint = os.path.join(run_dir, "checkpoint.pt")

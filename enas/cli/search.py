@@ -16,6 +16,7 @@ from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_che
 from enas.cli.common import (CONFIG_DIR, build_evaluator_from, build_space_from, build_strategy_from, build_surrogate_from, build_task, lr_kwargs,
                              model_sizes, plain, user_errors)
 from enas.optim import build_sgd
+from enas.runlock import locks_run_dir
 from enas.search_loop import NonFiniteLossError, SearchLoop, SearchSettings, print_flush
 from enas.tb import open_writer
 from enas.utils import UserError, pick_device, seed_everything
@@ -61,6 +62,7 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, printer=print_flu
                       run_dir=run_dir, writer=writer, metadata=metadata, printer=printer, surrogate=surrogate)
 
 
+@locks_run_dir(lambda cfg, run_dir: run_dir)
 def run_search(cfg: DictConfig, run_dir: str) -> dict:
     config = plain(cfg)
     device = pick_device(config["device"])

@@ -17,6 +17,7 @@ from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_che
 from enas.cli.common import CONFIG_DIR, build_space_from, build_task, lr_kwargs, model_sizes, plain, user_errors
 from enas.final import Trainer, TrainSettings, perplexity_or_accuracy
 from enas.optim import build_sgd
+from enas.runlock import locks_run_dir
 from enas.search_loop import print_flush
 from enas.tb import open_writer
 from enas.utils import UserError, pick_device, seed_everything
@@ -56,6 +57,7 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
     return space, arch, trainer
 
 
+@locks_run_dir(lambda cfg, run_dir: run_dir)
 def run_train(cfg: dict, run_dir: str) -> dict:
     device = pick_device(cfg["device"])
     arch_path = cfg["arch"]
