@@ -272,7 +272,8 @@ def search_settings(search: dict):
         lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=search.get("aux_weight", 0.0),
         valid_batches=search.get("valid_batches"), checkpoint_every=search.get("checkpoint_every", 0),
-        log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10))
+        log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10),
+        keep_checkpoints=search.get("keep_checkpoints", 2))
 
 
 def train_settings(trainer: dict):
@@ -284,7 +285,8 @@ def train_settings(trainer: dict):
         lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
         drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
-        log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10))
+        log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10),
+        keep_checkpoints=trainer.get("keep_checkpoints", 2))
 
 
 def build_search(cfg: dict, run_dir: str, device, writer=None, task=None):
@@ -344,8 +346,8 @@ def restore_search(run_dir: str, device):
     """The search loop of an earlier run, rebuilt from the config stored in its checkpoint and
     loaded with its state (enas-derive, enas-rank-check). Stored names are looked up in the
     registries only: nothing read from the run directory names code to import or call."""
-    from enas.checkpoint import load_checkpoint
-    state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"), map_location=device, kind="search")
+    from enas.checkpoint import load_latest_checkpoint
+    state = load_latest_checkpoint(os.path.join(run_dir, "checkpoint.pt"), map_location=device, kind="search")
     loop = build_search(state["config"], run_dir, device)
     loop.load_state_dict(state)
     loop.metadata["overrides"] = list(state.get("overrides") or [])     # the search's command line

@@ -39,6 +39,7 @@ class TrainSettings:
     log_every: int = 100
     checkpoint_every_epoch: bool = True
     max_nonfinite: int = 10
+    keep_checkpoints: int = 2              # checkpoint.pt, checkpoint.prev.pt, ...
 
 
 class Trainer:
@@ -149,7 +150,7 @@ class Trainer:
         restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)
 
 
 def perplexity_or_accuracy(task, metrics: dict) -> str:

@@ -54,6 +54,7 @@ class SearchSettings:
     checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
     log_every: int = 50
     max_nonfinite: int = 10               # consecutive non-finite losses before stopping
+    keep_checkpoints: int = 2             # checkpoint.pt, checkpoint.prev.pt, ...
 
 
 class SearchLoop:
@@ -316,4 +317,4 @@ class SearchLoop:
         restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)

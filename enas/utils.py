@@ -8,11 +8,9 @@ import random
 import numpy as np
 import torch
 
+from enas.errors import UserError  # noqa: F401  (its home before enas.errors; many modules import it here)
+
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
-
-
-class UserError(Exception):
-    """A problem with the user's input (file, config value): printed as one line, no traceback."""
 
 
 def pick_device(name: str = "auto") -> torch.device:

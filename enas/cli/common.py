@@ -46,7 +46,7 @@ def user_errors(fn):
         except MissingMandatoryValue as e:
             _remove_empty_run_dir()
             fail(f"missing value for {e.full_key} (give it on the command line: {e.full_key}=...)")
-        except (UserError, ArchitectureError, FileNotFoundError, ValueError) as e:
+        except (UserError, ArchitectureError, OSError, ValueError) as e:   # OSError names its file
             if os.environ.get("ENAS_TRACEBACK"):
                 traceback.print_exc()
             _remove_empty_run_dir()
@@ -62,7 +62,7 @@ def _remove_empty_run_dir() -> None:
         run_dir = HydraConfig.get().runtime.output_dir
     except Exception:                      # not under Hydra (tests, the Python API)
         return
-    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {".hydra"}:
+    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {".hydra", ".lock"}:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

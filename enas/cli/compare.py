@@ -27,6 +27,7 @@ from enas.cli.derive import run_derive
 from enas.cli.search import run_search
 from enas.cli.train import run_train
 from enas.compare import failed_row, format_csv, format_markdown, run_row
+from enas.fileio import write_text
 from enas.logs import Eta, run_log
 from enas.utils import UserError
 
@@ -178,10 +179,8 @@ def write_comparison(out_dir: str, rows: list[dict], title: str) -> tuple[str, s
     """Write comparison.md and comparison.csv into out_dir; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     md_path, csv_path = os.path.join(out_dir, "comparison.md"), os.path.join(out_dir, "comparison.csv")
-    with open(md_path, "w") as f:
-        f.write(format_markdown(rows, title))
-    with open(csv_path, "w", newline="") as f:
-        f.write(format_csv(rows))
+    write_text(md_path, format_markdown(rows, title))
+    write_text(csv_path, format_csv(rows))
     return md_path, csv_path
 
 

@@ -18,12 +18,14 @@ from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_erro
 from enas.derive import format_table, rank_candidates
 from enas.draw import save_png
 from enas.logs import Eta, run_log
+from enas.runlock import locks_run_dir
 from enas.ranking import rank_by_recorded_rewards
 from enas.utils import UserError, seed_everything
 
 log = logging.getLogger(__name__)
 
 
+@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
 def run_derive(cfg: dict) -> dict:
     """Rank the candidates of the search in cfg["run_dir"]; the arch.json content it wrote."""
     run_dir = cfg["run_dir"]

@@ -20,13 +20,16 @@ from omegaconf import DictConfig
 from enas.arch import save_json
 from enas.build import build_evaluator, restore_search, start_process
 from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
+from enas.fileio import write_text
 from enas.logs import Eta, run_log
+from enas.runlock import locks_run_dir
 from enas.ranking import format_rank_table, rank_check, sample_architectures
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
 
+@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
 def run_rank_check(cfg: dict) -> dict:
     """One-shot vs standalone ranking of cfg["num_archs"] architectures; the report dict."""
     run_dir = cfg["run_dir"]
@@ -52,9 +55,8 @@ def run_rank_check(cfg: dict) -> dict:
         report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
                       standalone=cfg["standalone"], search_step=loop.global_step)
         save_json(os.path.join(run_dir, "rank_check.json"), report)
-        with open(os.path.join(run_dir, "rank_check.md"), "w") as f:
-            f.write(f"# Ranking check: {loop.space.name}, search step {loop.global_step}\n\n")
-            f.write(format_rank_table(report, markdown=True) + "\n")
+        write_text(os.path.join(run_dir, "rank_check.md"), f"# Ranking check: {loop.space.name}, search step "
+                   f"{loop.global_step}\n\n" + format_rank_table(report, markdown=True) + "\n")
         log.info(format_rank_table(report))
         log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md ({eta.text()})")
     return report

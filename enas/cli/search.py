@@ -14,15 +14,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.build import build_search, start_process
-from enas.checkpoint import check_compatible, load_checkpoint
+from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.logs import format_duration, run_log
+from enas.runlock import locks_run_dir
 from enas.tb import open_writer
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
 
+@locks_run_dir(lambda config, run_dir, *args, **kwargs: run_dir)
 def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hints: bool = True) -> dict:
     """Search into `run_dir` (resume its checkpoint when config["resume"]); the last epoch summary.
 
@@ -31,9 +33,9 @@ def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hi
     """
     device, threads = start_process(config)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not config["resume"]:
+    if checkpoint_exists(checkpoint) and not config["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if config["resume"] and not os.path.exists(checkpoint):
+    if config["resume"] and not checkpoint_exists(checkpoint):
         raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
     with run_log(os.path.join(run_dir, "search.log")):
         writer = open_writer(run_dir)
@@ -65,7 +67,7 @@ def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hi
 
 def _resume(loop, checkpoint: str, device) -> None:
     """Load the run's checkpoint into `loop`, refusing one written by another space or size."""
-    state = load_checkpoint(checkpoint, map_location=device, kind="search")
+    state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="search")
     check_compatible(checkpoint, state, {"space": loop.space.name, "structure": loop.space.structure(),
                                          "sizes": loop.metadata["sizes"], "strategy_name": loop.strategy.name})
     overrides = loop.metadata["overrides"]

@@ -15,25 +15,27 @@ from omegaconf import DictConfig
 
 from enas.arch import load_arch_file, save_json
 from enas.build import build_training, start_process
-from enas.checkpoint import check_compatible, load_checkpoint
+from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.final import perplexity_or_accuracy
 from enas.logs import Eta, run_log
+from enas.runlock import locks_run_dir
 from enas.tb import open_writer
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
 
+@locks_run_dir(lambda cfg, run_dir: run_dir)
 def run_train(cfg: dict, run_dir: str) -> dict:
     """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json)."""
     arch_path = arch_file(cfg["arch"])
     arch_data = load_arch_file(arch_path)
     device, threads = start_process(cfg)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not cfg["resume"]:
+    if checkpoint_exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if cfg["resume"] and not os.path.exists(checkpoint):
+    if cfg["resume"] and not checkpoint_exists(checkpoint):
         raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
     eta = Eta(1)
     with run_log(os.path.join(run_dir, "train.log")):
@@ -42,7 +44,7 @@ def run_train(cfg: dict, run_dir: str) -> dict:
         try:
             space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer)
             if cfg["resume"]:
-                state = load_checkpoint(checkpoint, map_location=device, kind="train")
+                state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="train")
                 check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
                                                      "sizes": trainer.metadata["sizes"],
                                                      "arch": trainer.metadata["arch"]})
