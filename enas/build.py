@@ -271,6 +271,7 @@ def search_settings(search: dict):
         strategy_steps=search["strategy_steps"], archs_per_step=search["archs_per_step"],
         lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=search.get("aux_weight", 0.0),
+        warmup_epochs=search.get("warmup_epochs", 0), fair_sampling=search.get("fair_sampling", False),
         valid_batches=search.get("valid_batches"), checkpoint_every=search.get("checkpoint_every", 0),
         log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10),
         keep_checkpoints=search.get("keep_checkpoints", 2))

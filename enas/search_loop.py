@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from enas.arch import Architecture
+from enas.strategies.base import fair_group, uniform_architecture
 from enas.checkpoint import save_checkpoint
 from enas.logs import Eta, format_duration
 from enas.optim import scheduled_lr, set_lr
@@ -50,6 +51,8 @@ class SearchSettings:
     lr_kwargs: dict | None = None         # decay, decay_start, t0, t_mul, lr_min
     grad_clip: float = 0.0
     aux_weight: float = 0.0               # weight of the auxiliary head's loss (spaces that have one)
+    warmup_epochs: int = 0                # first epochs: uniform omega samples, no theta phase
+    fair_sampling: bool = False           # FairNAS: each omega step = one strict-fairness group
     valid_batches: int | None = None      # batches for the epoch's validation (None: all)
     checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
     log_every: int = 50
@@ -100,7 +103,10 @@ class SearchLoop:
                          f"(or search.max_steps=null)")
                 break
             if not self.theta_done:
-                self._theta_phase()
+                if self.in_warmup:
+                    log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: warm-up (uniform samples), no theta phase")
+                else:
+                    self._theta_phase()
                 self.theta_done = True
             self._end_epoch()
         summary = dict(self.history[-1]) if self.history else {}
@@ -140,11 +146,29 @@ class SearchLoop:
                 self.save()
         return True
 
+    def _train_archs(self) -> list[Architecture]:
+        """The architectures of one omega step: a strict-fairness group (fair_sampling), a uniform
+        sample during the warm-up, else the strategy's own sample (the controller's, for ENAS).
+        Uniform draws come from the strategy's `train_rng`, which its checkpoint holds."""
+        rng, decisions = self.strategy.train_rng, self.strategy.decisions
+        if self.s.fair_sampling:
+            return fair_group(self.space.name, decisions, rng)
+        if self.in_warmup:
+            return [uniform_architecture(self.space.name, decisions, rng)]
+        return self.strategy.train_samples(1)
+
+    @property
+    def in_warmup(self) -> bool:
+        """The first `warmup_epochs` epochs train the shared weights only (uniform samples)."""
+        return self.epoch < self.s.warmup_epochs
+
     def _omega_step(self, batch) -> float | None:
-        """One SGD step on one sampled architecture; None when the loss was not finite."""
-        arch = self.strategy.train_samples(1)[0]
-        loss, state = self.task.loss(self.supernet, batch, self.train_state, arch, aux_weight=self.s.aux_weight)
-        value = self.stepper.step(loss, state, where=f"at step {self.global_step}")
+        """One SGD step on the mean loss of this step's architectures over one batch; None when the
+        loss was not finite."""
+        forwards = [lambda arch=arch: self.task.loss(self.supernet, batch, self.train_state, arch,
+                                                     aux_weight=self.s.aux_weight)
+                    for arch in self._train_archs()]
+        value, state = self.stepper.step_mean(forwards, where=f"at step {self.global_step}")
         if value is None:                 # skipped: restart the recurrent state
             self.train_state = self.task.init_state(self.supernet, "train")
             log_scalars(self.writer, "supernet", {"nonfinite_steps": self.stepper.nonfinite_total}, self.global_step)

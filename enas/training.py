@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -46,16 +46,27 @@ class StepRunner:
 
     def step(self, loss: torch.Tensor, state=None, where: str = "") -> float | None:
         """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite."""
-        if not torch.isfinite(loss) or not state_is_finite(state):
-            self._skip(loss, where)
-            return None
+        return self.step_mean([lambda: (loss, state)], where)[0]
+
+    def step_mean(self, forwards: Sequence[Callable[[], tuple]], where: str = "") -> tuple[float | None, object]:
+        """One optimizer step on the mean loss of several forward passes (FairNAS: one batch through
+        k architectures). Each `forward()` returns (loss, new state) and is backpropagated at once,
+        so only one graph is alive at a time; any non-finite loss or state skips the whole step.
+        Returns (mean loss, the last forward's state), or (None, None) when skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total, state = 0.0, None
+        for forward in forwards:
+            loss, state = forward()
+            if not torch.isfinite(loss) or not state_is_finite(state):
+                self._skip(loss, where)
+                return None, None
+            (loss / len(forwards)).backward()
+            total += loss.item()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         self.optimizer.step()
         self.consecutive = 0
-        return loss.item()
+        return total / len(forwards), state
 
     def _skip(self, loss: torch.Tensor, where: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
