@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,6 +97,8 @@ def _entry(command: str, config: dict, run_dir: str, log: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     torch.set_num_threads(1)
+    import logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s", force=True)
     from enas.cli.search import run_search
     from enas.cli.train import run_train
     try:
@@ -380,7 +383,8 @@ def test_image_files_that_are_not_what_they_claim(tmp_path):
 
 def test_binary_corpus_gives_one_line_at_the_command_line(tmp_path, capsys):
     """What the entry points print (their `user_errors` wrapper), without starting a process."""
-    from enas.cli.common import build_task, user_errors
+    from enas.build import build_task
+    from enas.cli.common import user_errors
     corpus = write_corpus(tmp_path / "corpus")
     (corpus / "ptb.train.txt").write_bytes(b"\xbb" + bytes(range(256)))
     data = compose_config("search", ["experiment=smoke_ptb", f"data.path={corpus}"])["data"]
@@ -430,7 +434,7 @@ def test_final_training_killed_at_random_moments_resumes_exactly(corpus, tmp_pat
     from enas.spaces import build_space
     from enas.strategies.base import uniform_architecture
     space = build_space("rnn_cell", num_nodes=4)
-    arch = uniform_architecture(space.name, space.decisions(), torch.Generator().manual_seed(3))
+    arch = uniform_architecture(space.name, space.decisions(), np.random.default_rng(3))
     arch_path = tmp_path / "arch.json"
     save_json(str(arch_path), space.arch_to_dict(arch))
     config = compose_config("train", ["experiment=smoke_ptb", f"data.path={corpus}", f"arch={arch_path}",

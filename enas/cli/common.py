@@ -7,6 +7,7 @@ is in the build layer (enas/build.py).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -62,8 +63,19 @@ def _remove_empty_run_dir() -> None:
         run_dir = HydraConfig.get().runtime.output_dir
     except Exception:                      # not under Hydra (tests, the Python API)
         return
-    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {".hydra", ".lock"}:
+    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {".hydra", ".lock"} and _lock_is_ours(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _lock_is_ours(run_dir: str) -> bool:
+    """No lock file, or one this process wrote: never remove another process's live lock."""
+    try:
+        with open(os.path.join(run_dir, ".lock")) as f:
+            return json.load(f).get("pid") == os.getpid()
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_run_dir_argument(args: list[str]) -> None:
