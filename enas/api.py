@@ -230,7 +230,7 @@ def search(model_or_space, task, strategy: str = "reinforce", epochs: int | None
     run_dir = run_dir or _default_dir("search", f"{config['space']['name']}-{strategy}")
     from enas.runs import run_search
     with _console():
-        summary = run_search(config, run_dir, choice.user_space, choice.user_data)
+        summary = run_search(config, run_dir, hints=False, user_space=choice.user_space, user_data=choice.user_data)
     return SearchResult(run_dir, summary, config, choice.user_space, choice.user_data)
 
 
@@ -238,9 +238,9 @@ def _derive(run_dir: str, targets: dict, user_space, user_data, options: dict) -
     from enas.runs import run_derive
     sections = {k: v for k, v in options.items() if v is not None}
     sections.update(run_dir=run_dir, space={"target": targets.get("space")}, data={"target": targets.get("data")})
-    cfg = _compose("derive", [], sections)
+    cfg = {**_compose("derive", [], sections), "hints": False}     # next steps are Python calls here
     with _console():
-        data = run_derive(cfg, user_space, user_data)
+        data = run_derive(cfg, user_space=user_space, user_data=user_data)
     return Architecture.from_plain(data["space"], data["choices"]), os.path.join(run_dir, "arch.json")
 
 
@@ -289,7 +289,7 @@ def train(arch, model_or_space, task, epochs: int | None = None, run_dir: str | 
     config["arch"] = _arch_file(arch, run_dir)
     from enas.runs import run_train
     with _console():
-        return run_train(config, run_dir, choice.user_space, choice.user_data)
+        return run_train(config, run_dir, user_space=choice.user_space, user_data=choice.user_data)
 
 
 def export(run_dir: str, model_or_space=None, out_dir: str | None = None) -> str:
@@ -299,7 +299,7 @@ def export(run_dir: str, model_or_space=None, out_dir: str | None = None) -> str
     user_space = None if isinstance(model_or_space, str) else model_or_space
     cfg = _compose("export", [], {"run_dir": run_dir, "out_dir": out_dir, "space": {"target": target}})
     with _console():
-        return run_export(cfg, user_space)["out_dir"]
+        return run_export(cfg, user_space=user_space)["out_dir"]
 
 
 def load_model(path: str, space=None):

@@ -11,8 +11,6 @@ a list of 0/1 bits (one per earlier layer) for `skip` decisions.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -145,15 +143,14 @@ def validate_choices(space_name: str, decisions: Sequence[Decision], arch: Archi
 
 
 def save_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    """Write JSON atomically and durably (enas.fileio.atomic_write); creates missing folders."""
+    from enas.fileio import atomic_write
+
+    def write(f):
         json.dump(data, f, indent=2)
         f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; an arch.json is meant to be shared
-    os.replace(tmp, path)
+
+    atomic_write(path, write, binary=False, make_parents=True)
 
 
 def load_arch_file(path: str) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 
@@ -28,11 +29,42 @@ import torch
 
 from enas.arch import Architecture
 from enas.user_code import CUSTOM, build_custom_space, build_custom_task, check_user_code
-from enas.utils import UserError, seed_everything
+from enas.utils import UserError, pick_device, seed_everything, set_threads
+
+log = logging.getLogger(__name__)
 
 # Evaluators that score architectures with (or start from) the shared supernet's weights.
 SUPERNET_EVALUATORS = ("one_shot", "inherit")
 TEXT_DATASETS = ("ptb",)
+
+
+# --- process ---------------------------------------------------------------------------------------
+def start_process(cfg: dict):
+    """The device (`device`) and torch's CPU threads (`threads`) of a command; returns (device, threads)."""
+    return pick_device(cfg.get("device", "auto")), set_threads(cfg.get("threads", "auto"))
+
+
+# Overrides of a search that also decide what enas-train must train on (data, space, trainer).
+TRAIN_OVERRIDE_KEYS = ("experiment", "data", "space", "trainer", "seed", "device", "threads")
+
+
+def train_overrides(search_overrides: list[str]) -> list[str]:
+    """The search's command-line overrides that enas-train needs to train on the same data and space."""
+    kept = []
+    for override in search_overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0] in TRAIN_OVERRIDE_KEYS:
+            kept.append(override)
+    return kept
+
+
+def clamp_batches(setting: str, value: int | None, available: int) -> int | None:
+    """A number of validation batches no larger than the split has (warns, naming the setting)."""
+    if value is not None and value > available:
+        log.warning(
+            f"{setting}={value}: the validation split has only {available} batches; using {available}")
+        return available
+    return value
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -258,8 +290,10 @@ def search_settings(search: dict):
         strategy_steps=search["strategy_steps"], archs_per_step=search["archs_per_step"],
         lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=search.get("aux_weight", 0.0),
+        warmup_epochs=search.get("warmup_epochs", 0), fair_sampling=search.get("fair_sampling", False),
         valid_batches=search.get("valid_batches"), checkpoint_every=search.get("checkpoint_every", 0),
-        log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10))
+        log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10),
+        keep_checkpoints=search.get("keep_checkpoints", 2))
 
 
 def train_settings(trainer: dict):
@@ -271,7 +305,8 @@ def train_settings(trainer: dict):
         lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
         drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
-        log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10))
+        log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10),
+        keep_checkpoints=trainer.get("keep_checkpoints", 2))
 
 
 def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_space=None, user_data=None):
@@ -297,7 +332,9 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
     surrogate = build_surrogate(cfg["search"].get("surrogate"), space)
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "strategy_name": strategy.name, "config": cfg}
-    return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, search_settings(cfg["search"]),
+    settings = search_settings(cfg["search"])
+    settings.valid_batches = clamp_batches("search.valid_batches", settings.valid_batches, task.num_batches("valid"))
+    return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, settings,
                       run_dir=run_dir, writer=writer, metadata=metadata, surrogate=surrogate)
 
 
@@ -319,8 +356,9 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "arch": space.arch_to_dict(arch), "config": cfg}
-    trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=run_dir, writer=writer,
-                      metadata=metadata)
+    settings = train_settings(trainer_cfg)
+    settings.valid_batches = clamp_batches("trainer.valid_batches", settings.valid_batches, task.num_batches("valid"))
+    trainer = Trainer(task, model, optimizer, settings, run_dir=run_dir, writer=writer, metadata=metadata)
     return space, arch, trainer
 
 
@@ -344,10 +382,11 @@ def restore_search(run_dir: str, device, targets: dict | None = None, user_space
     registries only: nothing read from the run directory names code to import or call. A
     custom space or data needs its target named again (`targets`, from the command line) or
     its object handed in (`user_space`, `user_data`): see `check_user_code`."""
-    from enas.checkpoint import load_checkpoint
+    from enas.checkpoint import load_latest_checkpoint
     path = os.path.join(run_dir, "checkpoint.pt")
-    state = load_checkpoint(path, map_location=device, kind="search")
+    state = load_latest_checkpoint(path, map_location=device, kind="search")
     config = check_user_code(state["config"], targets or {}, path, {"space": user_space, "data": user_data})
     loop = build_search(config, run_dir, device, user_space=user_space, user_data=user_data)
     loop.load_state_dict(state)
+    loop.metadata["overrides"] = list(state.get("overrides") or [])     # the search's command line
     return loop

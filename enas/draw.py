@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -640,18 +639,7 @@ def to_array(graph: Graph, title: str = "") -> np.ndarray:
 
 
 def save_png(graph: Graph, path: str | os.PathLike, title: str = "") -> None:
-    """Write the drawing to `path` as PNG, atomically (temporary file + os.replace)."""
+    """Write the drawing to `path` as PNG, atomically and durably (enas.fileio.atomic_write)."""
+    from enas.fileio import atomic_write
     img = render_graph(graph, title)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a drawing is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: img.save(f, format="PNG"), make_parents=True)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from enas.checkpoint import save_checkpoint
 from enas.optim import scheduled_lr, set_lr
+from enas.logs import Eta
 from enas.rng import global_rng_state, restore_global_rng_state
+from enas.tasks import format_metric
 from enas.tb import log_scalars
-from enas.training import StepRunner
+from enas.training import DivergenceWatch, StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class TrainSettings:
     log_every: int = 100
     checkpoint_every_epoch: bool = True
     max_nonfinite: int = 10
+    keep_checkpoints: int = 2              # checkpoint.pt, checkpoint.prev.pt, ...
 
 
 class Trainer:
@@ -51,6 +54,8 @@ class Trainer:
         self.global_step = 0
         self.history: list[dict] = []
         self.best_valid: dict | None = None
+        self._eta = Eta(settings.epochs)
+        self.divergence = DivergenceWatch(task.uniform_loss(), "trainer.optim.lr")
         self.stepper = StepRunner(optimizer, model.parameters(), settings.grad_clip, settings.max_nonfinite,
                                   self.checkpoint_path)
 
@@ -60,6 +65,7 @@ class Trainer:
 
     def run(self) -> dict:
         """Train the remaining epochs; returns the last epoch's summary."""
+        self._eta = Eta(self.s.epochs, self.epoch)
         while self.epoch < self.s.epochs:
             summary = self.train_epoch()
             self.history.append(summary)
@@ -77,6 +83,7 @@ class Trainer:
         state = self.task.init_state(self.model, "train")
         steps = min(self.s.steps_per_epoch or self.task.num_train_batches, self.task.num_train_batches)
         total, count, t0 = 0.0, 0, time.time()
+        window, window_count = 0.0, 0
         for i, batch in enumerate(self.task.train_batches(self.epoch, epoch_steps=steps)):
             if i >= steps:
                 break
@@ -90,10 +97,10 @@ class Trainer:
             state = new_state
             self.global_step += 1
             total, count = total + value, count + 1
+            window, window_count = window + value, window_count + 1
             if self.s.log_every and self.global_step % self.s.log_every == 0:
-                log_scalars(self.writer, self.prefix, {"train_loss": total / count, "lr": lr}, self.global_step)
-                log.info(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} step {i + 1}/{steps} "
-                         f"loss {total / count:.3f} | {(i + 1) / (time.time() - t0):.1f} steps/s")
+                self._log_window(window / window_count, lr, i + 1, steps, (i + 1) / (time.time() - t0))
+                window, window_count = 0.0, 0
         summary = {"epoch": self.epoch + 1, "train_loss": total / max(count, 1), "lr": lr,
                    "seconds": time.time() - t0}
         valid = self.task.evaluate(self.model, "valid", None, self.s.valid_batches)
@@ -102,10 +109,20 @@ class Trainer:
         if self.best_valid is None or self._better(valid, self.best_valid):
             self.best_valid = valid
         metric = self.task.metric
+        self._eta.update(self.epoch + 1)
         log.info(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} train loss "
-                 f"{summary['train_loss']:.3f} valid {metric} {valid[metric]:.4g} "
-                 f"({summary['seconds']:.0f}s)")
+                 f"{summary['train_loss']:.3f} valid {format_metric(metric, valid[metric])} "
+                 f"({summary['seconds']:.0f}s) | {self._eta.text()}")
         return summary
+
+    def _log_window(self, loss: float, lr: float, step: int, steps: int, rate: float) -> None:
+        """One progress line (the mean loss of the last log window) and the divergence check."""
+        log_scalars(self.writer, self.prefix, {"train_loss": loss, "lr": lr}, self.global_step)
+        log.info(f"[{self.prefix}] epoch {self.epoch + 1}/{self.s.epochs} step {step}/{steps} "
+                 f"loss {loss:.3f} | {rate:.1f} steps/s")
+        if self.divergence.check(loss, f"at step {self.global_step}"):
+            log_scalars(self.writer, self.prefix, {"divergence_warnings": self.divergence.warnings},
+                        self.global_step)
 
     def _better(self, a: dict, b: dict) -> bool:
         m = self.task.metric
@@ -133,11 +150,10 @@ class Trainer:
         restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)
 
 
 def perplexity_or_accuracy(task, metrics: dict) -> str:
     """A readable form of a metric dict."""
-    m = task.metric
-    return f"{m} {metrics[m]:.2f}" if m == "ppl" else f"{m} {metrics[m] * 100:.2f}%"
+    return format_metric(task.metric, metrics[task.metric])
 

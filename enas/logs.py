@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 
 FILE_FORMAT = "[%(asctime)s] %(levelname)s %(message)s"
 
@@ -44,3 +45,37 @@ class ConsoleFormatter(logging.Formatter):
         if record.levelno >= logging.WARNING:
             return f"warning: {message}"
         return message
+
+
+def format_duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: short enough for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Eta:
+    """Elapsed time and an estimate of the time left, from the pace of the units done so far."""
+
+    def __init__(self, total: int, done: int = 0):
+        self.total, self.start_done, self.done = total, done, done
+        self.start = time.time()
+
+    def update(self, done: int) -> None:
+        """`done` units of `total` are finished."""
+        self.done = done
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    def text(self) -> str:
+        """"elapsed 3m05s, ETA 12m40s" (no ETA before the first unit of this session)."""
+        finished = self.done - self.start_done
+        if finished <= 0 or self.done >= self.total:
+            return f"elapsed {format_duration(self.elapsed)}"
+        left = self.elapsed / finished * (self.total - self.done)
+        return f"elapsed {format_duration(self.elapsed)}, ETA {format_duration(left)}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-import os
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
@@ -38,8 +37,10 @@ def _limit_threads(threads: int) -> None:
 
 
 def threads_per_worker(workers: int) -> int:
-    """CPU threads each of `workers` parallel workers may use (at least one)."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """CPU threads each of `workers` parallel workers may use: the cores this process may use
+    (enas.utils.available_cores, capped by OMP_NUM_THREADS) split among them, at least one."""
+    from enas.utils import available_cores
+    return max(1, available_cores() // max(1, workers))
 
 
 class _Deferred:

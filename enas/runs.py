@@ -13,16 +13,18 @@ import logging
 import os
 
 from enas.arch import load_arch_file, save_json
-from enas.build import build_arch_space, build_search, build_training, restore_search
-from enas.checkpoint import check_compatible, load_checkpoint
+from enas.build import (build_arch_space, build_search, build_training, clamp_batches, restore_search,
+                        start_process, train_overrides)
+from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.derive import format_table, rank_candidates
 from enas.draw import save_png
 from enas.final import perplexity_or_accuracy
-from enas.logs import run_log
+from enas.logs import Eta, format_duration, run_log
 from enas.ranking import rank_by_recorded_rewards
+from enas.runlock import locks_run_dir
 from enas.tb import open_writer
 from enas.user_code import CUSTOM, check_user_code
-from enas.utils import UserError, pick_device, seed_everything
+from enas.utils import UserError, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -39,51 +41,78 @@ def user_targets(cfg: dict) -> dict:
 
 
 # --- search -----------------------------------------------------------------------------------------
-def run_search(config: dict, run_dir: str, user_space=None, user_data=None) -> dict:
-    """Search into `run_dir` (resume its checkpoint when config["resume"]); the last epoch summary."""
-    device = pick_device(config["device"])
+@locks_run_dir(lambda config, run_dir, *args, **kwargs: run_dir)
+def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hints: bool = True,
+               user_space=None, user_data=None) -> dict:
+    """Search into `run_dir` (resume its checkpoint when config["resume"]); the last epoch summary.
+
+    `overrides`: the command line that composed `config` (kept in the checkpoint, so enas-derive
+    can print the matching enas-train command); `hints`: print what to run next.
+    """
+    device, threads = start_process(config)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not config["resume"]:
+    if checkpoint_exists(checkpoint) and not config["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
+    if config["resume"] and not checkpoint_exists(checkpoint):
+        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
     with run_log(os.path.join(run_dir, "search.log")):
         writer = open_writer(run_dir)
         loop = build_search(config, run_dir, device, writer, user_space=user_space, user_data=user_data)
+        loop.metadata["overrides"] = list(overrides)
         try:
             if config["resume"]:
-                state = load_checkpoint(checkpoint, map_location=device, kind="search")
-                check_compatible(checkpoint, state, {"space": loop.space.name, "structure": loop.space.structure(),
-                                                     "sizes": loop.metadata["sizes"],
-                                                     "strategy_name": loop.strategy.name})
-                loop.load_state_dict(state)
-                log.info(f"resumed {checkpoint} at epoch {loop.epoch + 1}, step {loop.global_step}")
+                _resume(loop, checkpoint, device)
+                if loop.epoch >= loop.s.epochs:
+                    log.info(f"{run_dir}: the search is finished ({loop.epoch}/{loop.s.epochs} epochs); extend it "
+                             f"with resume=true search.epochs=<more than {loop.s.epochs}>, or derive it: "
+                             f"enas-derive run_dir={run_dir}")
+                    return dict(loop.history[-1]) if loop.history else {}
             shared = (f"{sum(p.numel() for p in loop.supernet.parameters()):,} shared parameters"
                       if loop.supernet is not None else "no supernet")
             log.info(f"search: space {loop.space.name}, strategy {loop.strategy.name}, evaluator "
-                     f"{loop.evaluator.name}, {shared}, device {device}")
+                     f"{loop.evaluator.name}, {shared}, device {device}, {threads} CPU threads")
             log.info(f"run dir: {run_dir}")
             summary = loop.run()
         finally:
             writer.close()
             loop.evaluator.close()      # worker processes of standalone evaluators
-        log.info(f"done. checkpoint: {loop.checkpoint_path}")
-        log.info(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'tb')}")
-        log.info(f"next: enas-derive run_dir={run_dir}{_name_again(config)}")
+        log.info(f"done in {format_duration(summary['search_seconds'])}. checkpoint: {loop.checkpoint_path}")
+        if hints:
+            log.info(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'tb')}")
+            log.info(f"next: enas-derive run_dir={run_dir}{_name_again(config)}")
     return summary
 
 
+def _resume(loop, checkpoint: str, device) -> None:
+    """Load the run's checkpoint into `loop`, refusing one written by another space or size."""
+    state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="search")
+    check_compatible(checkpoint, state, {"space": loop.space.name, "structure": loop.space.structure(),
+                                         "sizes": loop.metadata["sizes"], "strategy_name": loop.strategy.name})
+    overrides = loop.metadata["overrides"]
+    loop.load_state_dict(state)
+    loop.metadata["overrides"] = state.get("overrides") or overrides
+    log.info(f"resumed {checkpoint} at epoch {loop.epoch + 1}, step {loop.global_step}")
+
+
 # --- derive -----------------------------------------------------------------------------------------
+@locks_run_dir(lambda cfg, *args, **kwargs: cfg["run_dir"], create=False)
 def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
     """Rank the candidates of the search in cfg["run_dir"]; the arch.json content it wrote."""
     run_dir = cfg["run_dir"]
-    device = pick_device(cfg["device"])
+    device, _ = start_process(cfg)
     with run_log(os.path.join(run_dir, "derive.log")):
         loop = restore_search(run_dir, device, user_targets(cfg), user_space, user_data)
         search_cfg = loop.metadata["config"]
         options = {k: cfg[k] if cfg[k] is not None else search_cfg["derive"][k]
                    for k in ("num_samples", "valid_batches", "seed")}
+        if loop.supernet is not None:
+            options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
+                                                     loop.task.num_batches("valid"))
         seed_everything(options["seed"])
+        eta = Eta(1)
         ranked = _rank(loop, options)
-        data = _write_arch(loop, ranked, options, run_dir, cfg["top"])
+        data = _write_arch(loop, ranked, options, run_dir, cfg["top"], cfg.get("hints", True))
+        log.info(f"derive done: {eta.text()}")
     return data
 
 
@@ -104,13 +133,14 @@ def _rank(loop, options: dict) -> list:
     return rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], progress=True)
 
 
-def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int) -> dict:
+def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints: bool) -> dict:
     """arch.json and arch.png of the best candidate; the ranked table on the console."""
     best, metrics, score = ranked[0]
     space, metric = loop.space, loop.task.metric
+    search_cfg = loop.metadata["config"]
     data = space.arch_to_dict(
         best, score=score, metrics=metrics, derived_from=os.path.abspath(run_dir),
-        derive=options, search_step=loop.global_step,
+        derive=options, search_step=loop.global_step, search_data=search_cfg["data"],
         ranking=[{"score": s, metric: m[metric], "choices": a.plain_choices()} for a, m, s in ranked[:top]])
     arch_path = os.path.join(run_dir, "arch.json")
     save_json(arch_path, data)
@@ -119,26 +149,33 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int) -> di
     log.info(format_table(space, ranked, metric, top))
     log.info(f"best: {space.describe(best)}")
     log.info(f"wrote {arch_path} and {png_path}")
-    log.info(f"next: enas-train arch={arch_path} experiment=<the search's experiment>")
+    if hints:
+        command = " ".join(["enas-train", f"arch={arch_path}", *train_overrides(loop.metadata.get("overrides", []))])
+        log.info(f"next: {command}")
     return data
 
 
 # --- train ------------------------------------------------------------------------------------------
+@locks_run_dir(lambda cfg, run_dir, *args, **kwargs: run_dir)
 def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
     """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json)."""
-    device = pick_device(cfg["device"])
-    arch_path = cfg["arch"]
+    arch_path = arch_file(cfg["arch"])
     arch_data = load_arch_file(arch_path)
+    device, threads = start_process(cfg)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if os.path.exists(checkpoint) and not cfg["resume"]:
+    if checkpoint_exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
+    if cfg["resume"] and not checkpoint_exists(checkpoint):
+        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
+    eta = Eta(1)
     with run_log(os.path.join(run_dir, "train.log")):
+        warn_if_other_data(arch_path, arch_data, cfg["data"])
         writer = open_writer(run_dir)
         try:
             space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer,
                                                   user_space=user_space, user_data=user_data)
             if cfg["resume"]:
-                state = load_checkpoint(checkpoint, map_location=device, kind="train")
+                state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="train")
                 check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
                                                      "sizes": trainer.metadata["sizes"],
                                                      "arch": trainer.metadata["arch"]})
@@ -146,10 +183,10 @@ def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
                 log.info(f"resumed {checkpoint} at epoch {trainer.epoch + 1}")
             params = sum(p.numel() for p in trainer.model.parameters())
             log.info(f"train: {space.name} {space.describe(arch)[:120]}")
-            log.info(f"{params:,} parameters, device {device}, run dir {run_dir}")
+            log.info(f"{params:,} parameters, device {device}, {threads} CPU threads, run dir {run_dir}")
             trainer.run()
-            valid = trainer.task.evaluate(trainer.model, "valid", None, None)
-            test = trainer.test()
+            valid = _timed("valid", lambda: trainer.task.evaluate(trainer.model, "valid", None, None), trainer.task)
+            test = _timed("test", trainer.test, trainer.task)
         finally:
             writer.close()
         result = {"arch": os.path.abspath(arch_path), "epochs": trainer.epoch, "params": params,
@@ -158,12 +195,45 @@ def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
         log.info(f"final: valid {perplexity_or_accuracy(trainer.task, valid)}  "
                  f"test {perplexity_or_accuracy(trainer.task, test)}")
         log.info(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "
-                 f"{os.path.join(run_dir, 'tb')}")
-        log.info(f"next: enas-export run_dir={run_dir}")
+                 f"{os.path.join(run_dir, 'tb')} ({eta.text()})")
+        target = f" space.target={cfg['space']['target']}" if cfg["space"]["name"] == CUSTOM else ""
+        log.info(f"take the model away: enas-export run_dir={run_dir}{target}")
     return result
 
 
+def arch_file(path: str) -> str:
+    """The arch.json to train: `path` itself, or `<path>/arch.json` when `path` is a run directory."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "arch.json")
+        if not os.path.isfile(inside):
+            raise UserError(f"arch={path} is a directory without arch.json (run enas-derive run_dir={path} first)")
+        return inside
+    return path
+
+
+def warn_if_other_data(arch_path: str, arch_data: dict, data: dict) -> None:
+    """Warn when the architecture was searched on other data than this training uses."""
+    searched = arch_data.get("search_data")
+    if not isinstance(searched, dict):
+        return
+    differ = [key for key in ("name", "path") if searched.get(key) != data.get(key)]
+    if differ:
+        what = ", ".join(f"data.{k}={data.get(k)!r} (search: {searched.get(k)!r})" for k in differ)
+        log.warning(f"{arch_path} was searched on other data than this training uses: {what}; "
+                    f"give the search's data settings (e.g. its experiment= and data.path=)")
+
+
+def _timed(split: str, evaluate, task) -> dict:
+    """The final evaluation of one split, with a line before (it can take minutes) and after."""
+    log.info(f"evaluating the {split} split ({task.num_batches(split)} batches) ...")
+    eta = Eta(1)
+    metrics = evaluate()
+    log.info(f"{split} done ({eta.text()})")
+    return metrics
+
+
 # --- export -----------------------------------------------------------------------------------------
+@locks_run_dir(lambda cfg, *args, **kwargs: cfg["run_dir"], create=False)
 def run_export(cfg: dict, user_space=None) -> dict:
     """Export the trained network of the enas-train run in cfg["run_dir"]; the export summary.
 
@@ -173,9 +243,10 @@ def run_export(cfg: dict, user_space=None) -> dict:
     from enas.deploy import export_network
     run_dir = cfg["run_dir"]
     out_dir = cfg.get("out_dir") or os.path.join(run_dir, "export")
+    start_process({**cfg, "device": "cpu"})        # the export traces on the CPU; threads as configured
     with run_log(os.path.join(run_dir, "export.log")):
         path = os.path.join(run_dir, "checkpoint.pt")
-        state = load_checkpoint(path, map_location="cpu", kind="train")
+        state = load_latest_checkpoint(path, map_location="cpu", kind="train")
         config = check_user_code(state["config"], user_targets(cfg), path, {"space": user_space}, sections=("space",))
         sizes = state["sizes"]
         space, arch = build_arch_space(config["space"], state["arch"], path, sizes, user_space)

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 import torch
 
 from enas.arch import Architecture
+from enas.strategies.base import fair_group, uniform_architecture
 from enas.checkpoint import save_checkpoint
+from enas.logs import Eta, format_duration
 from enas.optim import scheduled_lr, set_lr
 from enas.rng import global_rng_state, restore_global_rng_state
+from enas.tasks import format_metric
 from enas.tb import log_arch_image, log_scalars
-from enas.training import StepRunner
+from enas.training import DivergenceWatch, StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,13 @@ class SearchSettings:
     lr_kwargs: dict | None = None         # decay, decay_start, t0, t_mul, lr_min
     grad_clip: float = 0.0
     aux_weight: float = 0.0               # weight of the auxiliary head's loss (spaces that have one)
+    warmup_epochs: int = 0                # first epochs: uniform omega samples, no theta phase
+    fair_sampling: bool = False           # FairNAS: each omega step = one strict-fairness group
     valid_batches: int | None = None      # batches for the epoch's validation (None: all)
     checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
     log_every: int = 50
     max_nonfinite: int = 10               # consecutive non-finite losses before stopping
+    keep_checkpoints: int = 2             # checkpoint.pt, checkpoint.prev.pt, ...
 
 
 class SearchLoop:
@@ -77,6 +83,8 @@ class SearchLoop:
         self.best_so_far = -math.inf
         self.epoch_rewards: list[float] = []
         self.epoch_archs: list = []
+        self._eta = Eta(settings.epochs)
+        self.divergence = DivergenceWatch(task.uniform_loss(), "search.optim.lr")
 
     @property
     def checkpoint_path(self) -> str:
@@ -84,18 +92,26 @@ class SearchLoop:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
-        """Run (or continue) until `epochs` or `max_steps`; returns the last epoch summary."""
+        """Run (or continue) until `epochs` or `max_steps`; returns the last epoch summary, with
+        `search_seconds`: the time this call spent searching (start-up excluded)."""
+        self._eta = Eta(self.s.epochs, self.epoch)
         while self.epoch < self.s.epochs:
             if not self._omega_phase():
                 self.save()
-                log.info("stopped at max_steps=%d (step %d); checkpoint %s", self.s.max_steps, self.global_step,
-                         self.checkpoint_path)
-                return self.history[-1] if self.history else {}
+                log.info(f"stopped at max_steps={self.s.max_steps} (step {self.global_step}); checkpoint "
+                         f"{self.checkpoint_path}; continue with resume=true and a larger search.max_steps "
+                         f"(or search.max_steps=null)")
+                break
             if not self.theta_done:
-                self._theta_phase()
+                if self.in_warmup:
+                    log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: warm-up (uniform samples), no theta phase")
+                else:
+                    self._theta_phase()
                 self.theta_done = True
             self._end_epoch()
-        return self.history[-1] if self.history else {}
+        summary = dict(self.history[-1]) if self.history else {}
+        summary["search_seconds"] = self._eta.elapsed
+        return summary
 
     def _steps_this_epoch(self) -> int:
         if self.supernet is None or self.s.omega_steps == 0:
@@ -130,11 +146,29 @@ class SearchLoop:
                 self.save()
         return True
 
+    def _train_archs(self) -> list[Architecture]:
+        """The architectures of one omega step: a strict-fairness group (fair_sampling), a uniform
+        sample during the warm-up, else the strategy's own sample (the controller's, for ENAS).
+        Uniform draws come from the strategy's `train_rng`, which its checkpoint holds."""
+        rng, decisions = self.strategy.train_rng, self.strategy.decisions
+        if self.s.fair_sampling:
+            return fair_group(self.space.name, decisions, rng)
+        if self.in_warmup:
+            return [uniform_architecture(self.space.name, decisions, rng)]
+        return self.strategy.train_samples(1)
+
+    @property
+    def in_warmup(self) -> bool:
+        """The first `warmup_epochs` epochs train the shared weights only (uniform samples)."""
+        return self.epoch < self.s.warmup_epochs
+
     def _omega_step(self, batch) -> float | None:
-        """One SGD step on one sampled architecture; None when the loss was not finite."""
-        arch = self.strategy.train_samples(1)[0]
-        loss, state = self.task.loss(self.supernet, batch, self.train_state, arch, aux_weight=self.s.aux_weight)
-        value = self.stepper.step(loss, state, where=f"at step {self.global_step}")
+        """One SGD step on the mean loss of this step's architectures over one batch; None when the
+        loss was not finite."""
+        forwards = [lambda arch=arch: self.task.loss(self.supernet, batch, self.train_state, arch,
+                                                     aux_weight=self.s.aux_weight)
+                    for arch in self._train_archs()]
+        value, state = self.stepper.step_mean(forwards, where=f"at step {self.global_step}")
         if value is None:                 # skipped: restart the recurrent state
             self.train_state = self.task.init_state(self.supernet, "train")
             log_scalars(self.writer, "supernet", {"nonfinite_steps": self.stepper.nonfinite_total}, self.global_step)
@@ -156,6 +190,8 @@ class SearchLoop:
         extra = f" ppl {values['train_ppl']:.1f}" if "train_ppl" in values else ""
         log.info(f"epoch {self.epoch + 1}/{self.s.epochs} step {self.batch}/{steps} "
                  f"loss {loss:.3f}{extra} lr {lr:.4g} | {rate:.1f} steps/s")
+        if self.divergence.check(loss, f"at step {self.global_step}"):
+            log_scalars(self.writer, "supernet", {"divergence_warnings": self.divergence.warnings}, self.global_step)
 
     def _theta_phase(self) -> None:
         """Score strategy proposals with the evaluator and tell the strategy.
@@ -166,12 +202,16 @@ class SearchLoop:
         """
         budget = self.s.strategy_steps * self.s.archs_per_step
         self.evaluator.begin_phase(self.epoch)
+        start = time.time()
+        log.info(f"epoch {self.epoch + 1}/{self.s.epochs} theta: {budget} architectures, evaluator "
+                 f"{self.evaluator.name}")
         if self.evaluator.asynchronous:
             self.evaluator.run_async(self._propose, self._tell, budget)
         else:
             for _ in range(self.s.strategy_steps):
                 archs = self._propose(self.s.archs_per_step)
                 self._tell(archs, self.evaluator.evaluate(archs))
+        log.info(f"epoch {self.epoch + 1}/{self.s.epochs} theta done in {format_duration(time.time() - start)}")
         if self.supernet is not None:
             self.supernet.train()
 
@@ -194,6 +234,8 @@ class SearchLoop:
         summary = self._epoch_summary()
         self.history.append(summary)
         self.epoch += 1
+        self._eta.update(self.epoch)
+        log.info(self._format_summary(summary) + f" | {self._eta.text()}")
         self.batch = 0
         self.theta_done = False
         self.train_state = None
@@ -202,7 +244,7 @@ class SearchLoop:
 
     def _epoch_summary(self) -> dict:
         step = self.global_step
-        summary = {"epoch": self.epoch + 1, "step": step}
+        summary = {"epoch": self.epoch + 1, "step": step, "archs_evaluated": len(self.epoch_rewards)}
         if self.epoch_rewards:
             best_i = max(range(len(self.epoch_rewards)), key=self.epoch_rewards.__getitem__)
             best_arch = self.epoch_archs[best_i]
@@ -224,17 +266,17 @@ class SearchLoop:
             summary["best_arch"] = self.space.describe(best_arch)
             log_arch_image(self.writer, "search/best_arch_of_epoch", self.space, best_arch, step,
                            title=f"epoch {self.epoch + 1} reward {self.epoch_rewards[best_i]:.4f}")
-        log.info(self._format_summary(summary))
         return summary
 
     def _format_summary(self, s: dict) -> str:
-        parts = [f"== epoch {s['epoch']}/{self.s.epochs} done (step {s['step']})"]
+        where = f"step {s['step']}" if self.supernet is not None else f"{s['archs_evaluated']} architectures evaluated"
+        parts = [f"== epoch {s['epoch']}/{self.s.epochs} done ({where})"]
         if "reward_mean" in s:
             parts.append(f"reward mean {s['reward_mean']:.4f} max {s['reward_max']:.4f} "
                          f"best so far {s['best_so_far']:.4f}")
             metric = self.task.metric
             if "valid_" + metric in s:
-                parts.append(f"valid {metric} of the epoch's best {s['valid_' + metric]:.4g}")
+                parts.append(f"valid {format_metric(metric, s['valid_' + metric])} of the epoch's best")
         return " | ".join(parts)
 
     def _log_arch_stats(self, archs, step: int) -> None:
@@ -299,4 +341,4 @@ class SearchLoop:
         restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)

@@ -59,6 +59,16 @@ class Task(Protocol):
     def metric_of_score(self, score: float) -> float:
         """The inverse of `score`: the metric a reward stands for."""
 
+    def uniform_loss(self) -> float:
+        """The loss of a model that knows nothing (uniform predictions): ln(vocabulary or classes)."""
+
+
+def format_metric(name: str, value: float) -> str:
+    """One convention for every command: accuracy in per cent, perplexity as a number."""
+    if name == "acc":
+        return f"acc {value * 100:.2f}%"
+    return f"{name} {value:.2f}" if name == "ppl" else f"{name} {value:.4g}"
+
 
 class LanguageModel:
     """Word-level language modelling on a `Corpus` (see enas.data.text)."""
@@ -158,6 +168,10 @@ class LanguageModel:
         """The perplexity a reward stands for."""
         return self.reward_c / score if score > 0 else math.inf
 
+    def uniform_loss(self) -> float:
+        """ln(vocabulary size): the cross-entropy of uniform predictions."""
+        return math.log(self.vocab_size)
+
 
 class ImageClassification:
     """Image classification on tensors kept on the device (see enas.data.images.ImageBatches)."""
@@ -243,6 +257,10 @@ class ImageClassification:
     def metric_of_score(self, score: float) -> float:
         """The accuracy a reward stands for (the same number)."""
         return score
+
+    def uniform_loss(self) -> float:
+        """ln(number of classes): the cross-entropy of uniform predictions."""
+        return math.log(self.num_classes)
 
 
 class DatasetClassification(ImageClassification):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -46,16 +46,27 @@ class StepRunner:
 
     def step(self, loss: torch.Tensor, state=None, where: str = "") -> float | None:
         """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite."""
-        if not torch.isfinite(loss) or not state_is_finite(state):
-            self._skip(loss, where)
-            return None
+        return self.step_mean([lambda: (loss, state)], where)[0]
+
+    def step_mean(self, forwards: Sequence[Callable[[], tuple]], where: str = "") -> tuple[float | None, object]:
+        """One optimizer step on the mean loss of several forward passes (FairNAS: one batch through
+        k architectures). Each `forward()` returns (loss, new state) and is backpropagated at once,
+        so only one graph is alive at a time; any non-finite loss or state skips the whole step.
+        Returns (mean loss, the last forward's state), or (None, None) when skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total, state = 0.0, None
+        for forward in forwards:
+            loss, state = forward()
+            if not torch.isfinite(loss) or not state_is_finite(state):
+                self._skip(loss, where)
+                return None, None
+            (loss / len(forwards)).backward()
+            total += loss.item()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         self.optimizer.step()
         self.consecutive = 0
-        return loss.item()
+        return total / len(forwards), state
 
     def _skip(self, loss: torch.Tensor, where: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -72,3 +83,32 @@ class StepRunner:
             kept = "no checkpoint was written yet"
         return (f"{self.consecutive} non-finite losses in a row {where}: stopping (lower the learning rate "
                 f"or clip gradients harder with a smaller grad_clip); {kept}")
+
+
+class DivergenceWatch:
+    """Warns when the training loss stays far above the uniform level (ln of the vocabulary or of
+    the class count: what a model that knows nothing scores) for `windows` log windows in a row.
+
+    Such a loss is a divergence, not slow learning: the warning names the likely fix. Returns
+    True on the window that warns, so the caller can count it in TensorBoard.
+    """
+
+    def __init__(self, uniform_loss: float, lr_setting: str, margin: float = 1.0, windows: int = 3):
+        self.limit = uniform_loss + margin
+        self.uniform_loss = uniform_loss
+        self.lr_setting = lr_setting
+        self.windows = windows
+        self.above = 0                # consecutive log windows above the limit
+        self.warnings = 0
+
+    def check(self, window_loss: float, where: str = "") -> bool:
+        """Record one log window's mean loss; True when it warns."""
+        self.above = self.above + 1 if window_loss > self.limit else 0
+        if self.above < self.windows:
+            return False
+        self.above = 0
+        self.warnings += 1
+        log.warning(f"training is diverging {where}: loss {window_loss:.2f} has stayed above the uniform level "
+                    f"{self.uniform_loss:.2f} + {self.limit - self.uniform_loss:.1f} for {self.windows} log windows; "
+                    f"lower the learning rate ({self.lr_setting}) or clip gradients harder")
+        return True

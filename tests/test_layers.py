@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "enas"
 
-INFRA = {"enas.arch", "enas.utils", "enas.rng", "enas.logs", "enas.checkpoint", "enas.tb", "enas.draw",
+INFRA = {"enas.arch", "enas.errors", "enas.utils", "enas.rng", "enas.logs", "enas.checkpoint", "enas.tb", "enas.draw",
          "enas.optim", "enas.fileio", "enas.runlock", "enas.nn"}
 # The entry points: the command lines and the Python API (both compose the Hydra config tree).
 ENTRY = {"enas.cli", "enas.api"}

@@ -38,6 +38,12 @@ class StandInTask:
     def model_sizes(self) -> dict:
         return dict(self.sizes)
 
+    def uniform_loss(self) -> float:
+        return 2.3
+
+    def num_batches(self, split: str) -> int:
+        return 100
+
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_builds_every_object(preset, tmp_path):

@@ -123,3 +123,63 @@ def test_one_shot_rewards_start_from_a_fresh_recurrent_state(tmp_path):
     averaged = OneShot(loop.task, loop.supernet, batches_per_reward=3)
     averaged.evaluate([a])
     assert averaged.position == 3
+
+
+def test_fair_group_trains_every_op_of_every_decision_once():
+    import numpy as np
+    from enas.spaces import build_space
+    from enas.strategies.base import fair_group
+    space = build_space("micro_cnn", num_nodes=3)
+    decisions = space.decisions()
+    group = fair_group(space.name, decisions, np.random.default_rng(0))
+    assert len(group) == 5                               # the 5 micro ops
+    for i, d in enumerate(decisions):
+        values = [arch.choices[i] for arch in group]
+        if d.kind == "op":
+            assert sorted(values) == list(range(5)), d.name
+        else:                                            # inputs: every value, fewer choices repeat
+            assert set(values) == set(range(d.num_choices)) or len(set(values)) == 5, d.name
+    assert [space.validate(a) for a in group] == group
+
+
+def test_step_mean_is_one_update_on_the_mean_gradient():
+    from enas.training import StepRunner
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(4, 3)
+    targets = [torch.randn(4, 1) for _ in range(3)]
+    reference = torch.nn.Linear(3, 1)
+    reference.load_state_dict(model.state_dict())
+    mean_loss = sum(torch.nn.functional.mse_loss(reference(x), t) for t in targets) / 3
+    mean_loss.backward()
+    expected = {n: p.detach() - 0.1 * p.grad for n, p in reference.named_parameters()}
+    stepper = StepRunner(torch.optim.SGD(model.parameters(), lr=0.1), model.parameters())
+    forwards = [lambda t=t: (torch.nn.functional.mse_loss(model(x), t), None) for t in targets]
+    value, _ = stepper.step_mean(forwards)
+    assert value == pytest.approx(mean_loss.item(), rel=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name])
+
+
+def test_warmup_epochs_train_on_uniform_samples_without_a_theta_phase(tmp_path):
+    cfg = smoke_config("search.epochs=2", "search.warmup_epochs=1", "search.omega_steps=3", "search.strategy_steps=1")
+    loop = build_search(cfg, str(tmp_path), torch.device("cpu"))
+    told, sampled = [], []
+    real_tell, real_samples = loop.strategy.tell, loop.strategy.train_samples
+    loop.strategy.tell = lambda archs, rewards: (told.append(loop.epoch), real_tell(archs, rewards))[1]
+    loop.strategy.train_samples = lambda n: (sampled.append(loop.epoch), real_samples(n))[1]
+    loop.run()
+    assert set(told) == {1} and sampled == [1, 1, 1]     # epoch 0 (the warm-up): no tell, no controller sample
+    assert "reward_mean" not in loop.history[0] and "reward_mean" in loop.history[1]
+
+
+def test_fair_sampling_search_runs_k_forwards_per_update(tmp_path):
+    cfg = compose_config("search", ["experiment=smoke_micro", "search.fair_sampling=true", "search.epochs=1",
+                                    "search.omega_steps=2", "search.strategy_steps=1"])
+    loop = build_search(cfg, str(tmp_path), torch.device("cpu"))
+    calls, steps = [], []
+    real_loss, real_step = loop.task.loss, loop.optimizer.step
+    loop.task.loss = lambda *a, **k: (calls.append(1), real_loss(*a, **k))[1]
+    loop.optimizer.step = lambda *a, **k: (steps.append(1), real_step(*a, **k))[1]
+    loop.run()
+    assert len(steps) == 2 and len(calls) == 2 * 5

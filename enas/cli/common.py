@@ -7,8 +7,10 @@ is in the build layer (enas/build.py).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import shutil
 import sys
 import traceback
 
@@ -43,20 +45,53 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except MissingMandatoryValue as e:
+            _remove_empty_run_dir()
             fail(f"missing value for {e.full_key} (give it on the command line: {e.full_key}=...)")
-        except (UserError, ArchitectureError, FileNotFoundError, ValueError) as e:
+        except (UserError, ArchitectureError, OSError, ValueError) as e:   # OSError names its file
             if os.environ.get("ENAS_TRACEBACK"):
                 traceback.print_exc()
+            _remove_empty_run_dir()
             fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
     return wrapper
 
 
-def require_run_dir(example: str) -> None:
-    """Fail with one line unless the command line gives run_dir= (hydra.run.dir is ${run_dir}:
-    without it Hydra fails before our code runs)."""
-    args = sys.argv[1:]
-    if not any(a.startswith("run_dir=") for a in args) and not any(a.startswith("-") for a in args):
-        fail(f"missing value for run_dir (give it on the command line: run_dir={example})")
+def _remove_empty_run_dir() -> None:
+    """A command refused before it wrote anything leaves no run directory behind (Hydra made it,
+    with only its .hydra/ record inside)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        run_dir = HydraConfig.get().runtime.output_dir
+    except Exception:                      # not under Hydra (tests, the Python API)
+        return
+    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {".hydra", ".lock"} and _lock_is_ours(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _lock_is_ours(run_dir: str) -> bool:
+    """No lock file, or one this process wrote: never remove another process's live lock."""
+    try:
+        with open(os.path.join(run_dir, ".lock")) as f:
+            return json.load(f).get("pid") == os.getpid()
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_run_dir_argument(args: list[str], kind: str = "search") -> None:
+    """Commands whose Hydra run dir is `${run_dir}` (derive, rank-check: a search run; export: a
+    train run) check it before Hydra starts: Hydra would fail on a missing value, or create a
+    mistyped directory."""
+    if any(a.startswith("-") for a in args):
+        return                                   # --help, --cfg, ...: Hydra answers
+    values = [a.split("=", 1)[1] for a in args if a.startswith("run_dir=")]
+    if not values:
+        fail(f"missing value for run_dir (give it on the command line: run_dir=runs/{kind}/<...>)")
+    run_dir = values[-1]
+    if os.path.isfile(run_dir):
+        fail(f"run_dir={run_dir} is a file; give the {kind}'s run directory (the folder that holds checkpoint.pt)")
+    if not os.path.isdir(run_dir):
+        fail(f"run_dir={run_dir}: no such directory (the folder of a {kind} run, holding checkpoint.pt)")
 
 
 # The Hydra config tree lives at the repository top level (conf/), beside the package.

@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from enas.checkpoint import load_checkpoint
 from enas.cli.common import CONFIG_DIR, plain, user_errors
 from enas.compare import failed_row, format_csv, format_markdown, run_row
-from enas.logs import run_log
+from enas.fileio import write_text
+from enas.logs import Eta, run_log
 from enas.runs import run_derive, run_search, run_train
 from enas.utils import UserError
 
@@ -65,6 +66,10 @@ def check_lists(strategies, seeds) -> None:
     duplicates = sorted({s for s in strategies if strategies.count(s) > 1})
     if duplicates or len(set(seeds)) != len(seeds):
         raise UserError(f"strategies={strategies} seeds={seeds}: remove the duplicates")
+    from enas.strategies import STRATEGIES
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise UserError(f"strategies={strategies}: unknown {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
 
 
 def run_dirs(out_dir: str, strategy: str, seed: int) -> tuple[str, str]:
@@ -89,10 +94,10 @@ def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictCo
 def derive_config(run_dir: str, device: str, top: int, search_config: dict | None = None) -> dict:
     """conf/derive.yaml's defaults for one search run (naming its custom space/data targets again)."""
     cfg = OmegaConf.to_container(compose(config_name="derive"), resolve=False)
-    cfg.update(run_dir=run_dir, device=device, top=top)
+    cfg.update(run_dir=run_dir, device=device, top=top, hints=False)
     for section in ("space", "data"):
         if search_config and search_config[section].get("name") == "custom":
-            cfg[section] = {"target": search_config[section].get("target")}
+            cfg[section] = {**cfg.get(section, {}), "target": search_config[section].get("target")}
     return cfg
 
 
@@ -117,8 +122,8 @@ def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive
     start = time.perf_counter()
     try:
         config = plain(compose_run_config(overrides, strategy, seed))
-        run_search(config, search_dir)
-        measured["search_seconds"] = time.perf_counter() - start
+        summary = run_search(config, search_dir, [*overrides, f"strategy={strategy}", f"seed={seed}"], hints=False)
+        measured["search_seconds"] = summary["search_seconds"]          # the search itself, start-up excluded
         state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
         measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
         arch = run_derive(derive_config(search_dir, config["device"], derive_top, config))
@@ -155,8 +160,9 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
     check_lists(strategies, seeds)
     check_fresh(out_dir, strategies, seeds)
     rows, total = [], len(strategies) * len(seeds)
+    eta = Eta(total)
     for i, (strategy, seed) in enumerate([(s, n) for s in strategies for n in seeds], start=1):
-        log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} =====")
+        log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} ({eta.text()}) =====")
         try:
             rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
         except RunFailed as failure:
@@ -165,6 +171,8 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
             row = failed_row(strategy, seed, one_line(failure.error), **failure.measured)
             log.info(f"run {strategy} seed {seed} FAILED: {row['error']}")
             rows.append(row)
+        eta.update(i)
+    log.info(f"compare: {total} runs done ({eta.text()})")
     return rows
 
 
@@ -172,10 +180,8 @@ def write_comparison(out_dir: str, rows: list[dict], title: str) -> tuple[str, s
     """Write comparison.md and comparison.csv into out_dir; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     md_path, csv_path = os.path.join(out_dir, "comparison.md"), os.path.join(out_dir, "comparison.csv")
-    with open(md_path, "w") as f:
-        f.write(format_markdown(rows, title))
-    with open(csv_path, "w", newline="") as f:
-        f.write(format_csv(rows))
+    write_text(md_path, format_markdown(rows, title))
+    write_text(csv_path, format_csv(rows))
     return md_path, csv_path
 
 

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from enas.cli.common import CONFIG_DIR, plain, require_run_dir, user_errors
+from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
 from enas.runs import run_derive
 
 
@@ -21,7 +23,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console script `enas-derive`."""
-    require_run_dir("runs/search/<...>")
+    check_run_dir_argument(sys.argv[1:])
     _hydra_main()
 
 

@@ -9,10 +9,12 @@ load back into the module with enas.load_model(out_dir). See enas/deploy.py.
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from enas.cli.common import CONFIG_DIR, plain, require_run_dir, user_errors
+from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
 from enas.runs import run_export
 
 
@@ -24,7 +26,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console script `enas-export`."""
-    require_run_dir("runs/train/<...>")
+    check_run_dir_argument(sys.argv[1:], kind="train")
     _hydra_main()
 
 

@@ -12,25 +12,30 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
-from enas.build import build_evaluator, restore_search
-from enas.runs import user_targets
-from enas.cli.common import CONFIG_DIR, plain, user_errors
-from enas.logs import run_log
+from enas.build import build_evaluator, restore_search, start_process
+from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
+from enas.fileio import write_text
+from enas.logs import Eta, run_log
+from enas.runlock import locks_run_dir
 from enas.ranking import format_rank_table, rank_check, sample_architectures
-from enas.utils import UserError, pick_device
+from enas.runs import user_targets
+from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
 
+@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
 def run_rank_check(cfg: dict) -> dict:
     """One-shot vs standalone ranking of cfg["num_archs"] architectures; the report dict."""
     run_dir = cfg["run_dir"]
-    device = pick_device(cfg["device"])
+    device, _ = start_process(cfg)
+    eta = Eta(1)
     if cfg["num_archs"] < 2:
         raise UserError(f"num_archs={cfg['num_archs']}: need at least 2 architectures to compare rankings")
     with run_log(os.path.join(run_dir, "rank_check.log")):
@@ -51,19 +56,23 @@ def run_rank_check(cfg: dict) -> dict:
         report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
                       standalone=cfg["standalone"], search_step=loop.global_step)
         save_json(os.path.join(run_dir, "rank_check.json"), report)
-        with open(os.path.join(run_dir, "rank_check.md"), "w") as f:
-            f.write(f"# Ranking check: {loop.space.name}, search step {loop.global_step}\n\n")
-            f.write(format_rank_table(report, markdown=True) + "\n")
+        write_text(os.path.join(run_dir, "rank_check.md"), f"# Ranking check: {loop.space.name}, search step "
+                   f"{loop.global_step}\n\n" + format_rank_table(report, markdown=True) + "\n")
         log.info(format_rank_table(report))
-        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md")
+        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md ({eta.text()})")
     return report
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="rank_check")
 @user_errors
-def main(cfg: DictConfig) -> None:
-    """Console script `enas-rank-check`."""
+def _hydra_main(cfg: DictConfig) -> None:
     run_rank_check(plain(cfg))
+
+
+def main() -> None:
+    """Console script `enas-rank-check`."""
+    check_run_dir_argument(sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from enas.runs import run_search
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-search`."""
-    run_search(plain(cfg), HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_search(plain(cfg), hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
 
 
 if __name__ == "__main__":

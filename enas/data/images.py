@@ -27,6 +27,7 @@ import io
 import math
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -156,6 +157,9 @@ def _find_cifar_folder(root: Path) -> Path:
     )
 
 
+CIFAR_FORMAT = "a CIFAR-10 python batch (a pickled dict of 'data' and 'labels')"
+
+
 def _unpickle(path: Path) -> Any:
     """Load one pickle safely; any problem becomes an error naming `path`."""
     if not path.is_file():
@@ -164,9 +168,9 @@ def _unpickle(path: Path) -> Any:
         with open(path, "rb") as f:
             return safe_load(f)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: refused or corrupt pickle: {e}") from e
+        raise ValueError(f"{path}: refused or corrupt pickle: {e}; expected {CIFAR_FORMAT}") from e
     except Exception as e:  # truncated files raise EOFError, garbage raises many kinds
-        raise ValueError(f"{path}: corrupt pickle ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{path}: corrupt pickle ({type(e).__name__}: {e}); expected {CIFAR_FORMAT}") from e
 
 
 def _get(d: dict, key: str) -> Any:
@@ -296,8 +300,9 @@ def _list_tar(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
                     )
                 data = tar.extractfile(member).read()
                 files[parts[-3]].setdefault(parts[-2], {})[f"{path}:{member.name}"] = data
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: cannot read tar archive ({type(e).__name__}: {e})") from e
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise ValueError(f"{path}: cannot read tar archive ({type(e).__name__}: {e}); expected a .tar or "
+                         f".tar.gz of train/<class>/ and test/<class>/ image files") from e
     return files
 
 
@@ -335,7 +340,8 @@ def _decode_all(items: list[tuple[int, str, Any]]) -> tuple[torch.Tensor, torch.
             with handle, Image.open(handle) as im:
                 arr = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
         except Exception as e:  # Pillow raises many kinds on bad files
-            raise ValueError(f"{where}: cannot decode image ({type(e).__name__}: {e})") from e
+            raise ValueError(f"{where}: cannot decode image ({type(e).__name__}: {e}); expected an image "
+                             f"file ({', '.join(IMAGE_EXTENSIONS)}) of an image folder") from e
         if out is None:
             first = where
             out = np.empty((len(items), *arr.shape), dtype=np.uint8)  # (N, H, W, 3)
@@ -388,14 +394,18 @@ def _find_idx(root: Path, base: str) -> Path:
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
     """Parse an idx file of unsigned bytes: magic 0x0000 0x08 ndim, ndim big-endian uint32 sizes, data."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the idx file ({e.strerror or e})") from e
     if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file name says
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: corrupt gzip data ({e})") from e
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: corrupt gzip data ({e}); expected a gzipped idx file") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
+        raise ValueError(f"{path}: not an idx file (bad magic number {raw[:4].hex()}; expected 00000801 for "
+                         f"labels or 00000803 for images)")
     if raw[2] != 0x08:
         raise ValueError(f"{path}: idx data type 0x{raw[2]:02x} is not unsigned byte (0x08)")
     if raw[3] != ndim:

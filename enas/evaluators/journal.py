@@ -12,6 +12,7 @@ import logging
 import os
 
 from enas.arch import Architecture
+from enas.fileio import append_line
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,4 @@ class Journal:
                  "error": error, "metrics": metrics, "fidelity": self.fidelity}
         self._entries[(phase, index, entry["key"], self.fidelity)] = entry
         if self.path:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(self.path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.path, json.dumps(entry))

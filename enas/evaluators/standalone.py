@@ -173,6 +173,8 @@ class Standalone(Evaluator):
                 reward = self.failure_reward
                 self.failed += 1
             self.evaluated += 1
+            log.info(f"child {work.label}: reward {reward:.4f} ({out['seconds']:.0f}s, {self.evaluated} trained "
+                     f"in this run)")
             self.journal.record(self.phase, work.index, work.arch, reward, out["seconds"], work.failures + 1,
                                 out.get("metrics"), error)
             finish(work, reward)

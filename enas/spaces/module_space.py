@@ -205,13 +205,13 @@ class ModuleSpace(SearchSpace):
         self.kwargs = _check_plain(dict(kwargs or {}), self.name)
         if isinstance(factory, nn.Module) and self.kwargs:
             raise ValueError(f"{self.name}: a module instance takes no kwargs (pass its class instead)")
-        probe = self._instantiate(dict(sizes or {}))
+        probe = self._new_module(dict(sizes or {}))
         self._found = find_choices(probe, self.name)
         if not self._found.decisions:
             raise ValueError(f"{self.name}: no LayerChoice, InputChoice or ValueChoice inside; nothing to search")
         self.task = "lm" if hasattr(probe, "init_hidden") else "image"
 
-    def _instantiate(self, sizes: dict) -> nn.Module:
+    def _new_module(self, sizes: dict) -> nn.Module:
         if isinstance(self.factory, nn.Module):
             return copy.deepcopy(self.factory)
         module = call_with_sizes(self.factory, self.kwargs, sizes, self.name)
@@ -221,7 +221,7 @@ class ModuleSpace(SearchSpace):
 
     def _build(self, sizes: dict) -> tuple[nn.Module, _Found]:
         """A fresh module and its choices, which must be the probe's."""
-        module = self._instantiate(sizes)
+        module = self._new_module(sizes)
         found = find_choices(module, self.name)
         if found.decisions != self._found.decisions:
             raise ValueError(f"{self.name}: built with sizes {sizes} it has other choices than before; the choices "

@@ -56,6 +56,28 @@ def uniform_architecture(space_name: str, decisions: Sequence[Decision], rng: np
     return Architecture(space_name, tuple(choices))
 
 
+def fair_group(space_name: str, decisions: Sequence[Decision], rng: np.random.Generator) -> list[Architecture]:
+    """A strict-fairness group of architectures (FairNAS, Chu et al. 2019).
+
+    k = the most choices of any `op` decision (of any decision when there is none). Architecture i
+    takes entry i of a fresh random permutation per decision, so within the group every op of every
+    op decision with k choices is used exactly once; decisions with fewer choices repeat a shuffled
+    cycle, decisions with more use k distinct values, skip bits are drawn uniformly.
+    """
+    sized = [d.num_choices for d in decisions if d.kind == "op"] or [d.num_choices for d in decisions
+                                                                      if d.kind != "skip"] or [1]
+    k = max(sized)
+    columns = []
+    for d in decisions:
+        if d.kind == "skip":
+            columns.append([tuple(int(b) for b in rng.random(d.num_choices) < 0.5) for _ in range(k)])
+            continue
+        cycles = -(-k // d.num_choices)
+        values = np.concatenate([rng.permutation(d.num_choices) for _ in range(cycles)])[:k]
+        columns.append([int(v) for v in values])
+    return [Architecture(space_name, tuple(column[i] for column in columns)) for i in range(k)]
+
+
 class Strategy(ABC):
     """Proposes architectures (`ask`) and learns from rewards (`tell`).
 
