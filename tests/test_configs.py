@@ -75,3 +75,9 @@ def test_paper_presets_use_the_official_details(experiment):
     space = build_space(cfg["space"])
     strategy = build_strategy(cfg["strategy"]["name"], space, **cfg["strategy"]["options"])
     assert strategy.optimizer.param_groups[0]["betas"][0] == 0.0 and strategy.controller.priors
+
+
+def test_configs_are_found_through_the_package():
+    import enas.conf
+    assert Path(CONFIG_DIR) == Path(enas.conf.__file__).parent
+    assert (Path(CONFIG_DIR) / "search.yaml").is_file()

@@ -7,6 +7,7 @@ is in the build layer (enas/build.py).
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import logging
 import os
@@ -21,6 +22,19 @@ from enas.arch import ArchitectureError
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
+
+# The Hydra config tree ships inside the package: conf/ installs as enas.conf (setup.cfg), and
+# Hydra reads it through the package (pkg://), wherever enas is installed.
+CONFIG_PACKAGE = "enas.conf"
+CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
+
+
+def config_dir() -> str:
+    """The folder of the installed config tree (for tools and tests that want a path)."""
+    return str(importlib.resources.files(CONFIG_PACKAGE))
+
+
+CONFIG_DIR = config_dir()
 
 
 def plain(node) -> dict:
@@ -92,6 +106,3 @@ def check_run_dir_argument(args: list[str]) -> None:
     if not os.path.isdir(run_dir):
         fail(f"run_dir={run_dir}: no such directory (the folder of a search run, holding checkpoint.pt)")
 
-
-# The Hydra config tree lives at the repository top level (conf/), beside the package.
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
