@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from enas.cli.common import CONFIG_DIR
 from tests.helpers import compose_config
@@ -77,7 +79,27 @@ def test_paper_presets_use_the_official_details(experiment):
     assert strategy.optimizer.param_groups[0]["betas"][0] == 0.0 and strategy.controller.priors
 
 
+# --- where the configs live; Hydra settings ---------------------------------------------------------------
+PRIMARY = {"search": [], "train": ["arch=x.json"], "compare": [], "derive": ["run_dir=x"], "rank_check": ["run_dir=x"]}
+
+
+def compose_typed(config_name, overrides=(), hydra_section=False):
+    """The composed config itself (typed nodes, hydra section on request), not a plain dict."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra_section)
+
+
 def test_configs_are_found_through_the_package():
     import enas.conf
     assert Path(CONFIG_DIR) == Path(enas.conf.__file__).parent
-    assert (Path(CONFIG_DIR) / "search.yaml").is_file()
+    assert (Path(CONFIG_DIR) / "search.yaml").is_file() and (Path(CONFIG_DIR) / "hydra" / "default.yaml").is_file()
+
+
+def test_every_command_shares_the_hydra_settings():
+    run_dirs = set()
+    for config_name, overrides in PRIMARY.items():
+        hydra_cfg = compose_typed(config_name, overrides, hydra_section=True).hydra
+        assert hydra_cfg.job.chdir is False, config_name
+        assert hydra_cfg.sweep.dir.startswith("runs/multirun/"), config_name
+        run_dirs.add(OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"])
+    assert len(run_dirs) == len(PRIMARY) - 1    # derive and rank-check both write into run_dir

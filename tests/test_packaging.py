@@ -71,7 +71,7 @@ def test_wheel_holds_every_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {f"enas/conf/{p.relative_to(REPO / 'conf').as_posix()}" for p in (REPO / "conf").rglob("*.yaml")}
     assert configs and configs <= names
-    assert "enas/conf/search.yaml" in names and not any(n.startswith("conf/") for n in names)
+    assert "enas/conf/hydra/default.yaml" in names and not any(n.startswith("conf/") for n in names)
 
 
 @pytest.mark.slow
