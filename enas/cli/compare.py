@@ -16,13 +16,12 @@ import sys
 import time
 import traceback
 
-import hydra
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from enas.checkpoint import load_checkpoint
-from enas.cli.common import CONFIG_PATH, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.cli.derive import run_derive
 from enas.cli.search import run_search
 from enas.cli.train import run_train
@@ -184,7 +183,7 @@ def write_comparison(out_dir: str, rows: list[dict], title: str) -> tuple[str, s
     return md_path, csv_path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="compare")
+@enas_main("compare")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-compare`."""

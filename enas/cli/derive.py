@@ -9,12 +9,11 @@ import logging
 import os
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
 from enas.build import clamp_batches, restore_search, start_process, train_overrides
-from enas.cli.common import CONFIG_PATH, check_run_dir_argument, plain, user_errors
+from enas.cli.common import enas_main, check_run_dir_argument, plain, user_errors
 from enas.derive import format_table, rank_candidates
 from enas.draw import save_png
 from enas.logs import Eta, run_log
@@ -85,7 +84,7 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints
     return data
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="derive")
+@enas_main("derive")
 @user_errors
 def _hydra_main(cfg: DictConfig) -> None:
     run_derive(plain(cfg))

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import os
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.build import build_search, start_process
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
-from enas.cli.common import CONFIG_PATH, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.logs import format_duration, run_log
 from enas.runlock import locks_run_dir
 from enas.tb import open_writer
@@ -76,7 +75,7 @@ def _resume(loop, checkpoint: str, device) -> None:
     log.info(f"resumed {checkpoint} at epoch {loop.epoch + 1}, step {loop.global_step}")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="search")
+@enas_main("search")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-search`."""

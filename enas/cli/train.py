@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.arch import load_arch_file, save_json
 from enas.build import build_training, start_process
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
-from enas.cli.common import CONFIG_PATH, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.final import perplexity_or_accuracy
 from enas.logs import Eta, run_log
 from enas.runlock import locks_run_dir
@@ -99,7 +98,7 @@ def _timed(split: str, evaluate, task) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+@enas_main("train")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-train`."""
