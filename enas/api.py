@@ -237,8 +237,12 @@ def search(model_or_space, task, strategy: str = "reinforce", epochs: int | None
 def _derive(run_dir: str, targets: dict, user_space, user_data, options: dict) -> tuple[Architecture, str]:
     from enas.runs import run_derive
     sections = {k: v for k, v in options.items() if v is not None}
-    sections.update(run_dir=run_dir, space={"target": targets.get("space")}, data={"target": targets.get("data")})
-    cfg = {**_compose("derive", [], sections), "hints": False}     # next steps are Python calls here
+    sections.update(run_dir=run_dir, space={"target": targets.get("space")})
+    groups = []
+    if targets.get("data") is not None or user_data is not None:        # as on the command line: data=custom
+        groups.append("data=custom")
+        sections["data"] = {"target": targets.get("data")}
+    cfg = {**_compose("derive", groups, sections), "hints": False}     # next steps are Python calls here
     with _console():
         data = run_derive(cfg, user_space=user_space, user_data=user_data)
     return Architecture.from_plain(data["space"], data["choices"]), os.path.join(run_dir, "arch.json")

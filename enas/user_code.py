@@ -65,8 +65,10 @@ def check_user_code(config: dict, targets: dict, source: str, objects: dict | No
             raise UserError(f"{source}: the run got its {section} as a Python object (enas.search); "
                             f"continue from Python with the same object")
         if not named:
+            again = f"{section}.target={stored['target']}" if section == "space" else \
+                f"data=custom data.target={stored['target']}"
             raise UserError(f"{source}: the run used a custom {section}; name its code again on the command "
-                            f"line: {section}.target={stored['target']}")
+                            f"line: {again}")
         if named != stored["target"]:
             raise UserError(f"{source}: the run used {section}.target={stored['target']}, "
                             f"the command line names {section}.target={named}")

@@ -1,10 +1,14 @@
-"""Every config option composes (lightning-hydra-template style)."""
+"""Every config option composes (lightning-hydra-template style), against the typed schema."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from enas.cli.common import CONFIG_DIR
+from enas.cli.schema import describe_error
 from tests.helpers import compose_config
 
 GROUPS = ["data", "space", "strategy", "evaluator", "trainer"]
@@ -75,3 +79,108 @@ def test_paper_presets_use_the_official_details(experiment):
     space = build_space(cfg["space"])
     strategy = build_strategy(cfg["strategy"]["name"], space, **cfg["strategy"]["options"])
     assert strategy.optimizer.param_groups[0]["betas"][0] == 0.0 and strategy.controller.priors
+
+
+# --- where the configs live; Hydra settings ---------------------------------------------------------------
+PRIMARY = {"search": [], "train": ["arch=x.json"], "compare": [], "derive": ["run_dir=x"], "rank_check": ["run_dir=x"]}
+
+
+def compose_typed(config_name, overrides=(), hydra_section=False):
+    """The composed config itself (typed nodes, hydra section on request), not a plain dict."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra_section)
+
+
+def test_configs_are_found_through_the_package():
+    import enas.conf
+    assert Path(CONFIG_DIR) == Path(enas.conf.__file__).parent
+    assert (Path(CONFIG_DIR) / "search.yaml").is_file() and (Path(CONFIG_DIR) / "hydra" / "default.yaml").is_file()
+
+
+def test_every_command_shares_the_hydra_settings():
+    run_dirs = set()
+    for config_name, overrides in PRIMARY.items():
+        hydra_cfg = compose_typed(config_name, overrides, hydra_section=True).hydra
+        assert hydra_cfg.job.chdir is False, config_name
+        assert hydra_cfg.sweep.dir.startswith("runs/multirun/"), config_name
+        run_dirs.add(OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"])
+    assert len(run_dirs) == len(PRIMARY) - 1    # derive and rank-check both write into run_dir
+
+
+# --- typed configs (enas/config_schema.py) -------------------------------------------------------------
+@pytest.mark.parametrize("group", ["data", "space", "controller", "strategy", "evaluator", "trainer"])
+def test_every_group_option_is_typed(group):
+    for option in options(group):
+        cfg = compose_typed("search", [f"{group}={option}"])
+        assert dataclasses.is_dataclass(OmegaConf.get_type(cfg[group])), (group, option)
+
+
+@pytest.mark.parametrize("config_name, overrides, error", [
+    ("search", ["search.epochs=abc"], "search.epochs=abc: expected int"),
+    ("search", ["search.omega_steps=few"], "search.omega_steps=few: expected int or null"),
+    ("search", ["data=digits", "data.augment.flip=maybe"], "data.augment.flip=maybe: expected bool"),
+    ("search", ["strategy=evolution", "strategy.options.population_size=x"],
+     "strategy.options.population_size=x: expected int"),
+    ("search", ["evaluator=standalone", "evaluator.options.workers=two"], "evaluator.options.workers=two: expected int"),
+    ("search", ["controller.lr=fast"], "controller.lr=fast: expected float"),
+    ("search", ["search.surrogate.share=half"], "search.surrogate.share=half: expected float"),
+    ("train", ["arch=x.json", "trainer.optim.nesterov=often"], "trainer.optim.nesterov=often: expected bool"),
+    ("compare", ["seeds=[0,a]"], "seeds[1]=a: expected int"),
+    ("compare", ["strategies=random"], "strategies=random: expected list of str"),
+    ("derive", ["run_dir=x", "num_samples=many"], "num_samples=many: expected int or null"),
+    ("rank_check", ["run_dir=x", "standalone.epochs=abc"], "standalone.epochs=abc: expected int"),
+])
+def test_bad_types_are_named_with_the_expected_type(config_name, overrides, error):
+    with pytest.raises(Exception) as info:
+        compose_typed(config_name, overrides)
+    assert describe_error(info.value) == error
+
+
+COMMON_KEYS = ["seed", "trainer.epochs", "search.epochs", "search.optim.lr"]
+
+
+@pytest.mark.parametrize("config_name, key", [(name, key) for name in ("search", "train", "compare") for key in COMMON_KEYS]
+                         + [("derive", "seed"), ("derive", "top"), ("rank_check", "seed"), ("rank_check", "num_archs")])
+def test_every_command_checks_its_keys(config_name, key):
+    with pytest.raises(Exception) as info:
+        compose_typed(config_name, PRIMARY[config_name] + [f"{key}=abc"])
+    assert describe_error(info.value).startswith(f"{key}=abc: expected ")
+
+
+def test_open_sections_take_new_keys_and_closed_ones_do_not(tmp_path):
+    cfg = compose_typed("search", ["+search.surrogate.model=forest", "+space.structure.hyperparameters.lr=[0.1]",
+                                   "+trainer.sizes.dropout=0.2"])
+    assert cfg.search.surrogate.model == "forest" and cfg.trainer.sizes.dropout == 0.2
+    # A user's preset (found through hydra.searchpath) adds keys to open sections only.
+    (tmp_path / "experiment").mkdir()
+    preset = "# @package _global_\nsearch:\n  surrogate:\n    trees: 50\nspace:\n  sizes:\n    width: 3\n"
+    (tmp_path / "experiment" / "mine.yaml").write_text(preset)
+    (tmp_path / "experiment" / "typo.yaml").write_text("# @package _global_\nsearch:\n  epochz: 3\n")
+    cfg = compose_typed("search", [f"hydra.searchpath=[file://{tmp_path}]", "experiment=mine"])
+    assert cfg.search.surrogate.trees == 50 and cfg.space.sizes.width == 3
+    for overrides in ([f"hydra.searchpath=[file://{tmp_path}]", "experiment=typo"], ["search.epochz=3"]):
+        with pytest.raises(Exception) as info:
+            compose_typed("search", overrides)
+        assert "epochz" in describe_error(info.value) and "SearchSection" in describe_error(info.value)
+
+
+# Through the console scripts: one line on stderr, exit code 2, nothing written.
+@pytest.mark.parametrize("script, args, error", [
+    ("enas-search", ["experiment=smoke_ptb", "search.epochs=abc"], "search.epochs=abc: expected int"),
+    ("enas-train", ["arch=x.json", "trainer.epochs=abc"], "trainer.epochs=abc: expected int"),
+    ("enas-compare", ["experiment=smoke_micro", "search.optim.lr=fast"], "search.optim.lr=fast: expected float"),
+    ("enas-derive", ["seed=x"], "seed=x: expected int or null"),
+    ("enas-rank-check", ["experiment=smoke_ptb", "num_archs=abc"], "num_archs=abc: expected int"),
+])
+def test_commands_report_a_bad_type_in_one_line(tmp_path, script, args, error):
+    from tests.helpers import run_script
+    run_dir = tmp_path / "run"
+    if script in ("enas-derive", "enas-rank-check"):      # they read an existing run dir
+        run_dir.mkdir()
+        where = [f"run_dir={run_dir}"]
+    else:
+        where = [f"out_dir={run_dir}"] if script == "enas-compare" else [f"hydra.run.dir={run_dir}"]
+    proc = run_script(script, *args, *where, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"error: {error}"
+    assert not run_dir.exists() or not any(run_dir.iterdir())

@@ -110,3 +110,9 @@ def test_the_check_catches_a_violation(tmp_path):
                       "def f():\n    from enas.spaces.micro_cnn import MICRO_OPS\n")
     assert runtime_imports(source) == {"typing", "typing.TYPE_CHECKING", "enas.spaces.micro_cnn",
                                        "enas.spaces.micro_cnn.MICRO_OPS"}
+
+
+def test_only_the_command_line_and_the_build_layer_read_the_config_schema():
+    assert enas_imports("enas.config_schema") == set()
+    readers = {m for m in SOURCES if any(under(i, {"enas.config_schema"}) for i in enas_imports(m))}
+    assert readers and all(under(m, {"enas.cli", "enas.build"}) for m in readers), readers

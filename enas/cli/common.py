@@ -6,7 +6,9 @@ is in the build layer (enas/build.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.resources
 import json
 import logging
 import os
@@ -14,13 +16,30 @@ import shutil
 import sys
 import traceback
 
+import hydra
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from enas.arch import ArchitectureError
+from enas.cli import schema
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
+
+# The Hydra config tree ships inside the package: conf/ installs as enas.conf (setup.cfg), and
+# Hydra reads it through the package (pkg://), wherever enas is installed.
+CONFIG_PACKAGE = "enas.conf"
+CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
+
+
+def config_dir() -> str:
+    """The folder of the installed config tree (for tools and tests that want a path)."""
+    return str(importlib.resources.files(CONFIG_PACKAGE))
+
+
+CONFIG_DIR = config_dir()
+schema.register()   # the typed bases (enas/config_schema.py) the YAML files name in their defaults
 
 
 def plain(node) -> dict:
@@ -53,6 +72,40 @@ def user_errors(fn):
             _remove_empty_run_dir()
             fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
     return wrapper
+
+
+def enas_main(config_name: str):
+    """`@hydra.main` on conf/<config_name>.yaml; a config that does not compose (a value of the
+    wrong type, an unknown key or option) ends as one line on stderr, exit code 2."""
+    def decorate(task):
+        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(task)
+
+        @functools.wraps(task)
+        def main() -> None:
+            traceback_wanted = bool(os.environ.get("ENAS_TRACEBACK") or os.environ.get("HYDRA_FULL_ERROR"))
+            with _hydra_raises():
+                try:
+                    return hydra_main()
+                except (CompactHydraException, OmegaConfBaseException) as e:
+                    if traceback_wanted:
+                        raise
+                    fail(schema.describe_error(e))
+        return main
+    return decorate
+
+
+@contextlib.contextmanager
+def _hydra_raises():
+    """Let Hydra raise what goes wrong (HYDRA_FULL_ERROR) instead of printing it, for one call."""
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
 
 
 def _remove_empty_run_dir() -> None:
@@ -93,6 +146,3 @@ def check_run_dir_argument(args: list[str], kind: str = "search") -> None:
     if not os.path.isdir(run_dir):
         fail(f"run_dir={run_dir}: no such directory (the folder of a {kind} run, holding checkpoint.pt)")
 
-
-# The Hydra config tree lives at the repository top level (conf/), beside the package.
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")

@@ -16,13 +16,12 @@ import sys
 import time
 import traceback
 
-import hydra
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from enas.checkpoint import load_checkpoint
-from enas.cli.common import CONFIG_DIR, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.compare import failed_row, format_csv, format_markdown, run_row
 from enas.fileio import write_text
 from enas.logs import Eta, run_log
@@ -185,7 +184,7 @@ def write_comparison(out_dir: str, rows: list[dict], title: str) -> tuple[str, s
     return md_path, csv_path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
+@enas_main("compare")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-compare`."""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
-from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
+from enas.cli.common import check_run_dir_argument, enas_main, plain, user_errors
 from enas.runs import run_derive
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="derive")
+@enas_main("derive")
 @user_errors
 def _hydra_main(cfg: DictConfig) -> None:
     run_derive(plain(cfg))

@@ -14,12 +14,11 @@ import logging
 import os
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
 from enas.arch import save_json
 from enas.build import build_evaluator, restore_search, start_process
-from enas.cli.common import CONFIG_DIR, check_run_dir_argument, plain, user_errors
+from enas.cli.common import enas_main, check_run_dir_argument, plain, user_errors
 from enas.fileio import write_text
 from enas.logs import Eta, run_log
 from enas.runlock import locks_run_dir
@@ -63,7 +62,7 @@ def run_rank_check(cfg: dict) -> dict:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="rank_check")
+@enas_main("rank_check")
 @user_errors
 def _hydra_main(cfg: DictConfig) -> None:
     run_rank_check(plain(cfg))

@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from enas.cli.common import CONFIG_DIR, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.runs import run_search
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
+@enas_main("search")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-search`."""

@@ -6,15 +6,14 @@
 
 from __future__ import annotations
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from enas.cli.common import CONFIG_DIR, plain, user_errors
+from enas.cli.common import enas_main, plain, user_errors
 from enas.runs import run_train
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@enas_main("train")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Console script `enas-train`."""
