@@ -53,8 +53,8 @@ official code uses r = 0.04 at the PTB sizes: melodyguan/enas src/ptb/ptb_enas_c
 and google-research enas_lm src/child.py:156 (0.04 at hidden 200; src/fixed_lib.py:41, 0.05 at
 hidden 800). It is what keeps ReLU/identity cells trainable at SGD lr 20: these nodes do not
 saturate, and from U(-0.1, 0.1) at hidden 200 the recurrence is close enough to unstable that a
-few lr-20 steps push it over (h explodes within a batch; train loss 8.2 -> 31 at step 7 for a
-ReLU-only cell of the enas_ptb_small recipe), while from U(-0.04, 0.04) it keeps learning.
+few lr-20 steps push it over (h explodes within a batch: train loss 7.9 at step 6, 31 at step 7
+for a ReLU-only cell of the enas_ptb_small recipe), while from U(-0.04, 0.04) it keeps learning.
 """
 
 from __future__ import annotations
