@@ -73,6 +73,7 @@ def test_paper_presets_use_the_official_details(experiment):
         assert cfg["search"]["archs_per_step"] == 10
         dropouts = tuple(sizes[k] for k in ("emb_dropout", "in_dropout", "hidden_dropout", "out_dropout"))
         assert dropouts == (0.25, 0.75, 0.25, 0.75) and sizes["hidden_dropout_every_node"] is True
+        assert sizes["init_range"] == 0.04   # ptb_enas_child.py:507-515, enas_lm src/child.py:156
         assert (ctrl["tanh_c"], ctrl["temperature"], ctrl["entropy_weight"], ctrl["lstm_size"]) == (2.5, 5.0, 1e-3, 100)
     if experiment == "enas_ptb":
         assert cfg["trainer"]["sizes"]["in_dropout"] == 0.75          # ptb_final.sh x_keep 0.25

