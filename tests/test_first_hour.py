@@ -120,3 +120,13 @@ def test_a_search_without_supernet_does_not_report_step_zero():
     summary = {"epoch": 2, "step": 40, "archs_evaluated": 8, "reward_mean": 0.5, "reward_max": 0.6,
                "best_so_far": 0.6, "valid_acc": 0.2734}
     assert loop._format_summary(summary).endswith("valid acc 27.34% of the epoch's best")
+
+
+def test_an_image_path_of_no_known_layout_lists_the_accepted_ones(tmp_path):
+    from enas.data.images import load_images
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        load_images("cifar10", tmp_path / "photos")
+    message = str(e.value)
+    for layout in ("data_batch_1", "train/<class>/<image>", ".tar.gz", "idx"):
+        assert layout in message

@@ -152,8 +152,10 @@ def _find_cifar_folder(root: Path) -> Path:
     if (root / "cifar-10-batches-py").is_dir():
         return root / "cifar-10-batches-py"
     raise FileNotFoundError(
-        f"no CIFAR-10 python batches in {root}: expected {root}/data_batch_1 or "
-        f"{root}/cifar-10-batches-py/data_batch_1"
+        f"no image data found in {root}: the layouts accepted are CIFAR-10 python batches "
+        f"({root}/data_batch_1 or {root}/cifar-10-batches-py/data_batch_1), an ImageFolder tree "
+        f"({root}/train/<class>/<image> and {root}/test/<class>/<image>), a .tar or .tar.gz of that tree, "
+        f"and for data=fashion_mnist the idx files (train-images-idx3-ubyte[.gz], ...)"
     )
 
 
