@@ -29,6 +29,7 @@ import torch
 
 from enas.arch import Architecture
 from enas.user_code import CUSTOM, build_custom_space, build_custom_task, check_user_code
+from enas.distributed import SINGLE, Dist
 from enas.utils import UserError, pick_device, seed_everything, set_threads
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,13 @@ TEXT_DATASETS = ("ptb",)
 
 
 # --- process ---------------------------------------------------------------------------------------
-def start_process(cfg: dict):
-    """The device (`device`) and torch's CPU threads (`threads`) of a command; returns (device, threads)."""
-    return pick_device(cfg.get("device", "auto")), set_threads(cfg.get("threads", "auto"))
+def start_process(cfg: dict, device=None):
+    """The device (`device`) and torch's CPU threads (`threads`) of a command; returns (device, threads).
+
+    `device`: already chosen (several processes: enas.distributed gives each its cuda:LOCAL_RANK).
+    """
+    chosen = device if device is not None else pick_device(cfg.get("device", "auto"))
+    return chosen, set_threads(cfg.get("threads", "auto"))
 
 
 # Overrides of a search that also decide what enas-train must train on (data, space, trainer).
@@ -309,11 +314,13 @@ def train_settings(trainer: dict):
         keep_checkpoints=trainer.get("keep_checkpoints", 2))
 
 
-def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_space=None, user_data=None):
+def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_space=None, user_data=None,
+                 dist: Dist = SINGLE):
     """Everything a search needs, from a plain config dict (also used by enas-derive/rank-check).
 
     `task` may be given to skip loading the data (tests of presets whose data is not here);
-    `user_space` / `user_data`: objects from the Python API for space=custom / data=custom.
+    `user_space` / `user_data`: objects from the Python API for space=custom / data=custom;
+    `dist`: the processes that share the omega phase (enas.distributed; one by default).
     """
     from enas.search_loop import SearchLoop
     seed_everything(cfg["seed"])
@@ -334,13 +341,29 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
                 "strategy_name": strategy.name, "config": cfg}
     settings = search_settings(cfg["search"])
     settings.valid_batches = clamp_batches("search.valid_batches", settings.valid_batches, task.num_batches("valid"))
+    if dist.active:
+        if supernet is None:
+            raise UserError(f"{dist.world_size} processes share the training of a supernet, and this search "
+                            f"has none (evaluator=standalone): run it as one process; its children spread "
+                            f"over the evaluator's workers (process pool or Ray)")
+        _shard(dist, task, cfg["seed"])
     return SearchLoop(task, space, supernet, strategy, evaluator, optimizer, settings,
-                      run_dir=run_dir, writer=writer, metadata=metadata, surrogate=surrogate)
+                      run_dir=run_dir, writer=writer, metadata=metadata, surrogate=surrogate, dist=dist)
+
+
+def _shard(dist: Dist, task, seed: int) -> None:
+    """Several processes: this rank's rows of the training batches, and its own RNG stream
+    (after every rank built the same models from the same seed)."""
+    task.shard_train(dist.rank, dist.world_size)
+    dist.seed_ranks(seed)
 
 
 def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: str | None, writer=None,
-                   task=None, user_space=None, user_data=None):
-    """Space, architecture and `Trainer` for training one architecture from scratch (enas-train)."""
+                   task=None, user_space=None, user_data=None, dist: Dist = SINGLE):
+    """Space, architecture and `Trainer` for training one architecture from scratch (enas-train).
+
+    `dist`: the processes that share the training (enas.distributed; one by default).
+    """
     from enas.final import Trainer
     if cfg["space"]["name"] != CUSTOM and arch_data["space"] != cfg["space"]["name"]:
         raise UserError(f"{arch_path}: architecture of space {arch_data['space']!r}, but this config trains "
@@ -358,7 +381,9 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
                 "arch": space.arch_to_dict(arch), "config": cfg}
     settings = train_settings(trainer_cfg)
     settings.valid_batches = clamp_batches("trainer.valid_batches", settings.valid_batches, task.num_batches("valid"))
-    trainer = Trainer(task, model, optimizer, settings, run_dir=run_dir, writer=writer, metadata=metadata)
+    if dist.active:
+        _shard(dist, task, cfg["seed"])
+    trainer = Trainer(task, model, optimizer, settings, run_dir=run_dir, writer=writer, metadata=metadata, dist=dist)
     return space, arch, trainer
 
 

@@ -3,6 +3,12 @@
 `Trainer` runs epochs of SGD on a `Task`, with a per-epoch learning-rate schedule, gradient
 clipping, an auxiliary-loss weight and a drop-path ramp (CNN final training), validation each
 epoch, TensorBoard (`final/...`) and checkpoints that resume exactly.
+
+Several processes (`dist`, enas.distributed): every rank trains on its shard of each minibatch
+(the task keeps only its rows), the training step averages the gradients, BatchNorm running
+statistics are averaged before each validation, every rank validates the same whole split (so
+all hold the same history) and rank 0 alone writes the checkpoint, which holds every rank's RNG
+state (exact resume with the same number of processes).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from enas.checkpoint import save_checkpoint
+from enas.distributed import SINGLE, Dist
 from enas.optim import scheduled_lr, set_lr
 from enas.logs import Eta
 from enas.rng import global_rng_state, restore_global_rng_state
@@ -46,8 +53,9 @@ class Trainer:
     """Trains `model` on `task` from scratch; `state_dict()` is the checkpoint's content."""
 
     def __init__(self, task, model, optimizer, settings: TrainSettings, run_dir: str | None = None,
-                 writer=None, metadata: dict | None = None, prefix: str = "final"):
+                 writer=None, metadata: dict | None = None, prefix: str = "final", dist: Dist = SINGLE):
         self.task, self.model, self.optimizer, self.s = task, model, optimizer, settings
+        self.dist = dist
         self.run_dir, self.writer, self.metadata = run_dir, writer, metadata or {}
         self.prefix = prefix
         self.epoch = 0
@@ -57,7 +65,8 @@ class Trainer:
         self._eta = Eta(settings.epochs)
         self.divergence = DivergenceWatch(task.uniform_loss(), "trainer.optim.lr")
         self.stepper = StepRunner(optimizer, model.parameters(), settings.grad_clip, settings.max_nonfinite,
-                                  self.checkpoint_path)
+                                  self.checkpoint_path, dist=dist)
+        dist.broadcast_module(model)      # the same starting weights on every rank
 
     @property
     def checkpoint_path(self) -> str | None:
@@ -103,6 +112,7 @@ class Trainer:
                 window, window_count = 0.0, 0
         summary = {"epoch": self.epoch + 1, "train_loss": total / max(count, 1), "lr": lr,
                    "seconds": time.time() - t0}
+        self.dist.average_buffers(self.model)   # BatchNorm running statistics of every shard
         valid = self.task.evaluate(self.model, "valid", None, self.s.valid_batches)
         summary.update({f"valid_{k}": v for k, v in valid.items()})
         log_scalars(self.writer, self.prefix, {k: v for k, v in summary.items() if k != "epoch"}, self.global_step)
@@ -147,10 +157,18 @@ class Trainer:
         self.epoch, self.global_step = state["epoch"], state["global_step"]
         self.history, self.best_valid = state["history"], state["best_valid"]
         self.stepper.nonfinite_total = state.get("nonfinite_total", 0)
-        restore_global_rng_state(state["rng"])
+        if self.dist.active:
+            self.dist.restore_rng(state, seed=self.global_step)
+        else:
+            restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)
+        """Write the checkpoint (rank 0; with several processes every rank calls it: RNG states)."""
+        state = self.state_dict()
+        if self.dist.active:
+            state["rng_ranks"] = self.dist.rng_states()
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_path, state, keep=self.s.keep_checkpoints)
 
 
 def perplexity_or_accuracy(task, metrics: dict) -> str:

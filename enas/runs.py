@@ -9,19 +9,22 @@ export/. `user_space` / `user_data` are the Python API's objects for space=custo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 
 from enas.arch import load_arch_file, save_json
 from enas.build import (build_arch_space, build_search, build_training, clamp_batches, restore_search,
                         start_process, train_overrides)
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.derive import format_table, rank_candidates
+from enas.distributed import init_from_env
 from enas.draw import save_png
 from enas.final import perplexity_or_accuracy
 from enas.logs import Eta, format_duration, run_log
 from enas.ranking import rank_by_recorded_rewards
-from enas.runlock import locks_run_dir
+from enas.runlock import locks_run_dir, run_dir_lock
 from enas.tb import open_writer
 from enas.user_code import CUSTOM, check_user_code
 from enas.utils import UserError, seed_everything
@@ -40,28 +43,66 @@ def user_targets(cfg: dict) -> dict:
     return {section: (cfg.get(section) or {}).get("target") for section in ("space", "data")}
 
 
+# --- several processes ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _processes(device_name: str, run_dir: str):
+    """(dist, device, run_dir) of this process for the block; rank 0 alone holds the run dir's lock.
+
+    Under torchrun (or a submitit job of several tasks) every rank runs the command; one process
+    gets `SINGLE` and the lock, as before (enas.distributed).
+    """
+    dist, device = init_from_env(device_name)
+    try:
+        run_dir = _agreed_run_dir(dist, run_dir)
+        with run_dir_lock(run_dir) if dist.is_main else contextlib.nullcontext():
+            yield dist, device, run_dir
+    finally:
+        dist.close()
+
+
+def _agreed_run_dir(dist, run_dir: str) -> str:
+    """Rank 0's run directory, on every rank.
+
+    Hydra's default run dir carries the start time (${now:...}) and the ranks may start a
+    second apart; a rank whose own directory differs removes it when it holds nothing but the
+    `.hydra/` that Hydra wrote there a moment ago.
+    """
+    main_dir = dist.broadcast_object(run_dir)
+    if os.path.abspath(main_dir) != os.path.abspath(run_dir) and os.path.isdir(run_dir):
+        if set(os.listdir(run_dir)) <= {".hydra"}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return main_dir
+
+
 # --- search -----------------------------------------------------------------------------------------
-@locks_run_dir(lambda config, run_dir, *args, **kwargs: run_dir)
 def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hints: bool = True,
                user_space=None, user_data=None) -> dict:
     """Search into `run_dir` (resume its checkpoint when config["resume"]); the last epoch summary.
 
     `overrides`: the command line that composed `config` (kept in the checkpoint, so enas-derive
     can print the matching enas-train command); `hints`: print what to run next.
+    Under torchrun (several processes) every rank trains the shared weights on its shard of
+    each batch; rank 0 alone locks and writes the run directory (enas.distributed).
     """
-    device, threads = start_process(config)
+    with _processes(config.get("device", "auto"), run_dir) as (dist, device, run_dir):
+        return _search(config, run_dir, overrides, hints, user_space, user_data, dist, device)
+
+
+def _search(config: dict, run_dir: str, overrides, hints: bool, user_space, user_data, dist, device) -> dict:
+    device, threads = start_process(config, device)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if checkpoint_exists(checkpoint) and not config["resume"]:
+    main = dist.is_main                   # the one process that reads and writes the run dir
+    if main and checkpoint_exists(checkpoint) and not config["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if config["resume"] and not checkpoint_exists(checkpoint):
+    if main and config["resume"] and not checkpoint_exists(checkpoint):
         raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
-    with run_log(os.path.join(run_dir, "search.log")):
-        writer = open_writer(run_dir)
-        loop = build_search(config, run_dir, device, writer, user_space=user_space, user_data=user_data)
+    with run_log(os.path.join(run_dir, "search.log")) if main else contextlib.nullcontext():
+        writer = open_writer(run_dir) if main else None
+        loop = build_search(config, run_dir, device, writer, user_space=user_space, user_data=user_data, dist=dist)
         loop.metadata["overrides"] = list(overrides)
         try:
             if config["resume"]:
-                _resume(loop, checkpoint, device)
+                _resume(loop, checkpoint, device, dist)
                 if loop.epoch >= loop.s.epochs:
                     log.info(f"{run_dir}: the search is finished ({loop.epoch}/{loop.s.epochs} epochs); extend it "
                              f"with resume=true search.epochs=<more than {loop.s.epochs}>, or derive it: "
@@ -74,7 +115,8 @@ def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hi
             log.info(f"run dir: {run_dir}")
             summary = loop.run()
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
             loop.evaluator.close()      # worker processes of standalone evaluators
         log.info(f"done in {format_duration(summary['search_seconds'])}. checkpoint: {loop.checkpoint_path}")
         if hints:
@@ -83,9 +125,13 @@ def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hi
     return summary
 
 
-def _resume(loop, checkpoint: str, device) -> None:
-    """Load the run's checkpoint into `loop`, refusing one written by another space or size."""
-    state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="search")
+def _resume(loop, checkpoint: str, device, dist) -> None:
+    """Load the run's checkpoint into `loop`, refusing one written by another space or size.
+
+    Several processes: rank 0 (holding the lock) reads it and sends it to the others, so every
+    rank continues from the same file whatever the fallback chose."""
+    state = dist.broadcast_object(load_latest_checkpoint(checkpoint, map_location=device, set_aside=True,
+                                                         kind="search") if dist.is_main else None)
     check_compatible(checkpoint, state, {"space": loop.space.name, "structure": loop.space.structure(),
                                          "sizes": loop.metadata["sizes"], "strategy_name": loop.strategy.name})
     overrides = loop.metadata["overrides"]
@@ -156,26 +202,36 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints
 
 
 # --- train ------------------------------------------------------------------------------------------
-@locks_run_dir(lambda cfg, run_dir, *args, **kwargs: run_dir)
 def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
-    """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json)."""
+    """Train cfg["arch"] from scratch into `run_dir`; the result dict (also written to result.json).
+
+    Under torchrun (several processes) every rank trains on its shard of each batch; rank 0
+    alone locks and writes the run directory (enas.distributed).
+    """
+    with _processes(cfg.get("device", "auto"), run_dir) as (dist, device, run_dir):
+        return _train(cfg, run_dir, user_space, user_data, dist, device)
+
+
+def _train(cfg: dict, run_dir: str, user_space, user_data, dist, device) -> dict:
     arch_path = arch_file(cfg["arch"])
     arch_data = load_arch_file(arch_path)
-    device, threads = start_process(cfg)
+    device, threads = start_process(cfg, device)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
-    if checkpoint_exists(checkpoint) and not cfg["resume"]:
+    main = dist.is_main                   # the one process that reads and writes the run dir
+    if main and checkpoint_exists(checkpoint) and not cfg["resume"]:
         raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if cfg["resume"] and not checkpoint_exists(checkpoint):
+    if main and cfg["resume"] and not checkpoint_exists(checkpoint):
         raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
     eta = Eta(1)
-    with run_log(os.path.join(run_dir, "train.log")):
+    with run_log(os.path.join(run_dir, "train.log")) if main else contextlib.nullcontext():
         warn_if_other_data(arch_path, arch_data, cfg["data"])
-        writer = open_writer(run_dir)
+        writer = open_writer(run_dir) if main else None
         try:
             space, arch, trainer = build_training(cfg, arch_data, arch_path, device, run_dir, writer,
-                                                  user_space=user_space, user_data=user_data)
-            if cfg["resume"]:
-                state = load_latest_checkpoint(checkpoint, map_location=device, set_aside=True, kind="train")
+                                                  user_space=user_space, user_data=user_data, dist=dist)
+            if cfg["resume"]:                 # rank 0 reads the file (and its fallbacks) for every rank
+                state = dist.broadcast_object(load_latest_checkpoint(
+                    checkpoint, map_location=device, set_aside=True, kind="train") if main else None)
                 check_compatible(checkpoint, state, {"space": space.name, "structure": space.structure(),
                                                      "sizes": trainer.metadata["sizes"],
                                                      "arch": trainer.metadata["arch"]})
@@ -188,10 +244,12 @@ def run_train(cfg: dict, run_dir: str, user_space=None, user_data=None) -> dict:
             valid = _timed("valid", lambda: trainer.task.evaluate(trainer.model, "valid", None, None), trainer.task)
             test = _timed("test", trainer.test, trainer.task)
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
         result = {"arch": os.path.abspath(arch_path), "epochs": trainer.epoch, "params": params,
                   "valid": valid, "test": test}
-        save_json(os.path.join(run_dir, "result.json"), result)
+        if main:
+            save_json(os.path.join(run_dir, "result.json"), result)
         log.info(f"final: valid {perplexity_or_accuracy(trainer.task, valid)}  "
                  f"test {perplexity_or_accuracy(trainer.task, test)}")
         log.info(f"wrote {os.path.join(run_dir, 'result.json')}; TensorBoard: tensorboard --logdir "

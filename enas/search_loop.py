@@ -10,6 +10,15 @@
 The loop's whole state (weights, strategy, optimizer, positions, recurrent states, RNG) is
 saved every `checkpoint_every` omega steps and at the end of each epoch; `resume` continues
 exactly where the checkpoint was written.
+
+Several processes (`dist`, enas.distributed): every rank trains the shared weights on its shard
+of each minibatch (the task keeps only its rows) with the same architecture, which rank 0 draws
+from the strategy and broadcasts; the training step averages the gradients. Rank 0 alone runs
+the theta phase and the epoch's validation (the others wait at the next broadcast) and writes
+the checkpoint; at every checkpoint the others receive its strategy, evaluator and history, so
+every rank holds the same state. The checkpoint holds the global recurrent state (every rank's
+rows) and every rank's RNG state: a run resumes exactly with the same number of processes, and
+with another number continues from the same weights, strategy and data position.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import torch
 from enas.arch import Architecture
 from enas.strategies.base import fair_group, uniform_architecture
 from enas.checkpoint import save_checkpoint
+from enas.distributed import SINGLE, Dist
 from enas.logs import Eta, format_duration
 from enas.optim import scheduled_lr, set_lr
 from enas.rng import global_rng_state, restore_global_rng_state
@@ -64,8 +74,9 @@ class SearchLoop:
     """Runs a search (see module docstring); `state_dict()` is the checkpoint's content."""
 
     def __init__(self, task, space, supernet, strategy, evaluator, optimizer, settings: SearchSettings,
-                 run_dir: str, writer=None, metadata: dict | None = None, surrogate=None):
+                 run_dir: str, writer=None, metadata: dict | None = None, surrogate=None, dist: Dist = SINGLE):
         self.task, self.space, self.supernet = task, space, supernet
+        self.dist = dist                  # the processes sharing the omega phase (one by default)
         self.strategy, self.evaluator, self.optimizer = strategy, evaluator, optimizer
         self.s = settings
         self.surrogate = surrogate        # optional pre-screening of proposals (enas.surrogate)
@@ -78,7 +89,10 @@ class SearchLoop:
         self.global_step = 0              # omega steps done in total
         self.train_state = None           # recurrent state along the training stream
         self.stepper = None if optimizer is None else StepRunner(
-            optimizer, supernet.parameters(), settings.grad_clip, settings.max_nonfinite, self.checkpoint_path)
+            optimizer, supernet.parameters(), settings.grad_clip, settings.max_nonfinite, self.checkpoint_path,
+            dist=dist)
+        if supernet is not None:
+            dist.broadcast_module(supernet)   # the same starting weights on every rank
         self.history: list[dict] = []     # per-epoch summary
         self.best_so_far = -math.inf
         self.epoch_rewards: list[float] = []
@@ -105,7 +119,7 @@ class SearchLoop:
             if not self.theta_done:
                 if self.in_warmup:
                     log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: warm-up (uniform samples), no theta phase")
-                else:
+                elif self.dist.is_main:   # the strategy lives on rank 0; the others get it at save()
                     self._theta_phase()
                 self.theta_done = True
             self._end_epoch()
@@ -167,7 +181,7 @@ class SearchLoop:
         loss was not finite."""
         forwards = [lambda arch=arch: self.task.loss(self.supernet, batch, self.train_state, arch,
                                                      aux_weight=self.s.aux_weight)
-                    for arch in self._train_archs()]
+                    for arch in self._shared_train_archs()]
         value, state = self.stepper.step_mean(forwards, where=f"at step {self.global_step}")
         if value is None:                 # skipped: restart the recurrent state
             self.train_state = self.task.init_state(self.supernet, "train")
@@ -175,6 +189,13 @@ class SearchLoop:
         else:
             self.train_state = state
         return value
+
+    def _shared_train_archs(self) -> list[Architecture]:
+        """This omega step's architectures: rank 0 draws them (`_train_archs`), every rank gets them."""
+        if not self.dist.active:
+            return self._train_archs()
+        choices = [a.plain_choices() for a in self._train_archs()] if self.dist.is_main else None
+        return [Architecture.from_plain(self.space.name, c) for c in self.dist.broadcast_object(choices)]
 
     @property
     def nonfinite_total(self) -> int:
@@ -231,11 +252,13 @@ class SearchLoop:
         log_scalars(self.writer, self.strategy.log_prefix, stats, self.global_step)
 
     def _end_epoch(self) -> None:
-        summary = self._epoch_summary()
-        self.history.append(summary)
+        summary = self._epoch_summary() if self.dist.is_main else None   # the others get it at save()
+        if summary is not None:
+            self.history.append(summary)
         self.epoch += 1
         self._eta.update(self.epoch)
-        log.info(self._format_summary(summary) + f" | {self._eta.text()}")
+        if summary is not None:
+            log.info(self._format_summary(summary) + f" | {self._eta.text()}")
         self.batch = 0
         self.theta_done = False
         self.train_state = None
@@ -321,24 +344,46 @@ class SearchLoop:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a checkpoint (of any number of processes: this rank takes its rows of the
+        recurrent state, and its own RNG stream when the checkpoint has one)."""
         if self.supernet is not None:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])
+        self._load_replicated(state)
+        pos = state["position"]
+        self.epoch, self.batch = pos["epoch"], pos["batch"]
+        self.theta_done, self.global_step = pos["theta_done"], pos["global_step"]
+        self.train_state = self.dist.shard_batch(state["train_state"])
+        if self.stepper is not None:
+            self.stepper.nonfinite_total = state["nonfinite_total"]
+        if self.dist.active:
+            self.dist.restore_rng(state, seed=self.global_step)
+        else:
+            restore_global_rng_state(state["rng"])
+
+    #: What rank 0 alone computes (theta phase, epoch summaries) and sends to the others at save().
+    REPLICATED = ("strategy", "evaluator", "surrogate", "history", "best_so_far", "epoch_rewards", "epoch_archs")
+
+    def _load_replicated(self, state: dict) -> None:
         if self.surrogate is not None:
             self.surrogate.load_state_dict(state["surrogate"])
         self.strategy.load_state_dict(state["strategy"])
         self.evaluator.load_state_dict(state["evaluator"])
-        pos = state["position"]
-        self.epoch, self.batch = pos["epoch"], pos["batch"]
-        self.theta_done, self.global_step = pos["theta_done"], pos["global_step"]
-        self.train_state = state["train_state"]
-        if self.stepper is not None:
-            self.stepper.nonfinite_total = state["nonfinite_total"]
         self.history = state["history"]
         self.best_so_far = state["best_so_far"]
         self.epoch_rewards = list(state["epoch_rewards"])
         self.epoch_archs = [Architecture.from_plain(self.space.name, c) for c in state["epoch_archs"]]
-        restore_global_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict(), keep=self.s.keep_checkpoints)
+        """Write the checkpoint (rank 0); with several processes, every rank calls it at the same
+        step: it gathers the ranks' recurrent states and RNG states and replicates rank 0's
+        strategy, evaluator and history to the others."""
+        state = self.state_dict()
+        if self.dist.active:
+            state["train_state"] = self.dist.gather_batch(self.train_state)
+            state["rng_ranks"] = self.dist.rng_states()
+            shared = self.dist.broadcast_object({k: state[k] for k in self.REPLICATED})
+            if not self.dist.is_main:
+                self._load_replicated(shared)
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_path, state, keep=self.s.keep_checkpoints)

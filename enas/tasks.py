@@ -4,6 +4,10 @@ Two tasks share one interface (`Task` below), so the search loop, derive, the ev
 final training never look at the kind of data. `LanguageModel`: bptt windows, hidden state
 carried across batches and detached, perplexity, reward c / ppl. `ImageClassification`:
 accuracy, reward = accuracy on a validation batch.
+
+With several processes (enas.distributed) each rank calls `shard_train(rank, world_size)` once:
+from then on its training batches are its rows of the global batch (B/N of B, equal shards),
+in the same order on every rank; validation and test batches stay whole.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Iterator, Protocol
 import torch
 import torch.nn.functional as F
 
+from enas.distributed import shard_slice
 from enas.utils import detach_state
 
 
@@ -37,6 +42,9 @@ class Task(Protocol):
 
     def train_batches(self, epoch: int, start: int = 0, epoch_steps: int | None = None) -> Iterator:
         """That epoch's training batches from `start` (epochs of `epoch_steps` < a full pass)."""
+
+    def shard_train(self, rank: int, world_size: int) -> None:
+        """Keep this rank's rows of every training batch from now on (one of `world_size` equal shards)."""
 
     def valid_batches(self, start: int = 0) -> Iterator:
         """An endless, deterministic stream of validation batches from position `start`."""
@@ -118,6 +126,17 @@ class LanguageModel:
         for k in range(start, len(windows)):
             yield self._batch("train", windows[(first + k) % len(windows)])
 
+    def shard_train(self, rank: int, world_size: int) -> None:
+        """Keep columns [rank * B/N, (rank + 1) * B/N) of the (T, B) training tokens.
+
+        Column b is one of the B parallel streams of the batchified text; a bptt window is
+        (T, B) and the hidden state (B, H), so a rank's window (T, B/N) and state (B/N, H) are
+        exactly its rows of the global ones, and the token-mean loss of each shard weighs
+        T * B/N tokens.
+        """
+        data = self.splits["train"]
+        self.splits["train"] = data[:, shard_slice(data.shape[1], rank, world_size, "training batch")].contiguous()
+
     def valid_batches(self, start: int = 0) -> Iterator:
         windows = self._windows("valid")
         for k in itertools.count(start):
@@ -179,6 +198,7 @@ class ImageClassification:
     kind = "image"
     metric = "acc"
     higher_is_better = True
+    train_rows: slice | None = None        # this rank's rows of each training batch (shard_train)
 
     def __init__(self, train, valid, test, num_classes: int, seed: int = 0):
         self.splits = {"train": train, "valid": valid, "test": test}
@@ -207,7 +227,20 @@ class ImageClassification:
         # The epoch's shuffle and augmentation come from a generator keyed by (seed, epoch),
         # so resuming mid-epoch replays the same batches (a short epoch is the start of a
         # fresh shuffle: `epoch_steps` needs no handling).
-        return itertools.islice(self.splits["train"].epoch(self._generator(0, epoch)), start, None)
+        batches = itertools.islice(self.splits["train"].epoch(self._generator(0, epoch)), start, None)
+        if self.train_rows is None:
+            return batches
+        rows = self.train_rows
+        return ((images[rows], labels[rows]) for images, labels in batches)
+
+    def shard_train(self, rank: int, world_size: int) -> None:
+        """Keep rows [rank * B/N, (rank + 1) * B/N) of each training batch.
+
+        Every rank shuffles and augments the whole global batch with the same generator (keyed
+        by seed and epoch) and keeps its rows, so the shards together are exactly the batch of
+        one process. BatchNorm then normalises each shard with its own statistics.
+        """
+        self.train_rows = shard_slice(self.splits["train"].batch_size, rank, world_size, "training batch")
 
     def valid_batches(self, start: int = 0) -> Iterator:
         valid = self.splits["valid"]

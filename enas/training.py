@@ -7,6 +7,11 @@ phase (enas.search_loop), final training and the standalone children (enas.final
     finite?  no  -> skip: zero the gradients, count it, warn; N in a row -> NonFiniteLossError
              yes -> zero_grad, backward, clip the gradient norm, optimizer step
 
+With several processes (enas.distributed) each rank's loss is the mean over its shard of the
+global batch: the ranks agree on finiteness in one all-reduce (any non-finite shard skips the
+step on every rank), the gradients are averaged over the ranks after backward, and clipping
+then sees the norm of the averaged (global) gradient, as one process with the whole batch.
+
 `NonFiniteLossError` is a `UserError`, so every command reports it as the same one line.
 """
 
@@ -18,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from enas.distributed import SINGLE, Dist
 from enas.utils import UserError, state_is_finite
 
 log = logging.getLogger(__name__)
@@ -31,12 +37,15 @@ class StepRunner:
     """Backward, clip and optimizer step on finite losses; skips and counts the others.
 
     `checkpoint_path` (may be None) is named in the stop message when the file exists, so the
-    user knows what is left to resume from.
+    user knows what is left to resume from. `dist`: the processes that share the step (default:
+    this one alone).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
-                 grad_clip: float = 0.0, max_nonfinite: int = 10, checkpoint_path: str | None = None):
+                 grad_clip: float = 0.0, max_nonfinite: int = 10, checkpoint_path: str | None = None,
+                 dist: Dist = SINGLE):
         self.optimizer = optimizer
+        self.dist = dist
         self.parameters = [p for p in parameters]
         self.grad_clip = grad_clip
         self.max_nonfinite = max_nonfinite
@@ -45,28 +54,46 @@ class StepRunner:
         self.consecutive = 0              # skipped steps since the last good one
 
     def step(self, loss: torch.Tensor, state=None, where: str = "") -> float | None:
-        """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite."""
+        """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite.
+
+        Returns the loss: with several processes, the mean over the ranks (the global batch's).
+        """
         return self.step_mean([lambda: (loss, state)], where)[0]
 
     def step_mean(self, forwards: Sequence[Callable[[], tuple]], where: str = "") -> tuple[float | None, object]:
         """One optimizer step on the mean loss of several forward passes (FairNAS: one batch through
         k architectures). Each `forward()` returns (loss, new state) and is backpropagated at once,
         so only one graph is alive at a time; any non-finite loss or state skips the whole step.
-        Returns (mean loss, the last forward's state), or (None, None) when skipped."""
+        Returns (mean loss, the last forward's state), or (None, None) when skipped.
+
+        Several processes: every rank runs the same forwards on its shard; after each forward the
+        ranks agree on finiteness (all skip together) and the returned loss is their mean; the
+        accumulated gradients are averaged over the ranks before clipping.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         total, state = 0.0, None
         for forward in forwards:
             loss, state = forward()
-            if not torch.isfinite(loss) or not state_is_finite(state):
-                self._skip(loss, where)
+            finite, value = self._agree(loss, state)
+            if not finite:
+                self._skip(loss, where if not self.dist.active else
+                           f"{where} (on at least one of {self.dist.world_size} processes)")
                 return None, None
             (loss / len(forwards)).backward()
-            total += loss.item()
+            total += value
+        self.dist.average_gradients(self.parameters)   # no-op in one process
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         self.optimizer.step()
         self.consecutive = 0
         return total / len(forwards), state
+
+    def _agree(self, loss: torch.Tensor, state) -> tuple[bool, float]:
+        """(finite, loss value); with several processes: finite on every rank, mean over the ranks."""
+        finite = bool(torch.isfinite(loss)) and state_is_finite(state)
+        if self.dist.active:              # one all-reduce: this rank's loss may be finite, another's not
+            return self.dist.agree_finite_mean(loss, finite)
+        return finite, loss.item() if finite else float("nan")
 
     def _skip(self, loss: torch.Tensor, where: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -15,7 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "enas"
 
 INFRA = {"enas.arch", "enas.errors", "enas.utils", "enas.rng", "enas.logs", "enas.checkpoint", "enas.tb", "enas.draw",
-         "enas.optim", "enas.fileio", "enas.runlock", "enas.nn"}
+         "enas.optim", "enas.fileio", "enas.runlock", "enas.nn",
+         "enas.distributed"}
 # The entry points: the command lines and the Python API (both compose the Hydra config tree).
 ENTRY = {"enas.cli", "enas.api"}
 BUILD = {"enas.build", "enas.user_code"}       # config -> objects, and the user's code it names
