@@ -258,7 +258,8 @@ def init_from_env(device_name: str = "auto") -> tuple[Dist, torch.device]:
     """(Dist, device) of this process; joins the process group when torchrun started several.
 
     A group that the caller already initialised (tests spawn their own) is used as it is.
-    Ranks > 0 log warnings only, so the console shows one copy of the progress lines.
+    Ranks > 0 log errors only: every rank takes the same decisions (skipped steps, divergence
+    warnings), so rank 0's lines are the one copy.
     """
     rank, world_size, local_rank = world_from_env()
     if torch_dist.is_available() and torch_dist.is_initialized():
@@ -275,8 +276,9 @@ def init_from_env(device_name: str = "auto") -> tuple[Dist, torch.device]:
         dist = Dist(rank, world_size, local_rank, device, owns_group=True)
     if dist.world_size <= 1:
         return SINGLE, device
-    if not dist.is_main:
-        logging.getLogger("enas").setLevel(logging.WARNING)
+    if not dist.is_main:                  # the root too: under `python -m` a command logs as __main__
+        for name in ("", "enas"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     log.info(f"data parallel: {dist.world_size} processes, backend {torch_dist.get_backend()}, "
              f"rank 0 on {device}")
     return dist, device

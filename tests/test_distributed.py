@@ -20,7 +20,10 @@ processes equal one process in distribution only).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -186,3 +189,40 @@ def test_two_processes_train_like_one_process_with_the_global_batch(runs):
     for mine, theirs in zip(rank0["whole"]["history"], trainer.history):
         assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+
+
+# --- the console scripts under torchrun -------------------------------------------------------------
+def torchrun(*args: str) -> str:
+    """Run torchrun with 2 local CPU processes (a free port of its own); its output."""
+    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run([exe, "--standalone", "--nproc_per_node=2", *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"torchrun {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_console_scripts_under_torchrun_write_once_from_rank_0(tmp_path):
+    """enas-search (the console script) and enas-train (python -m) on a CNN preset, 2 processes:
+    images sharded by rows, BatchNorm per shard; one copy of every file and log line."""
+    search_dir, train_dir = tmp_path / "search", tmp_path / "train"
+    script = os.path.join(os.path.dirname(sys.executable), "enas-search")
+    out = torchrun("--no-python", script, "experiment=smoke_micro", "device=cpu", "search.omega_steps=2",
+                   "search.strategy_steps=1", f"hydra.run.dir={search_dir}")
+    assert out.count("data parallel: 2 processes, backend gloo") == 1
+    assert out.count("== epoch 2/2 done") == 1
+    state = load_checkpoint(str(search_dir / "checkpoint.pt"), kind="search")
+    assert state["position"]["global_step"] == 4 and len(state["rng_ranks"]) == 2
+    assert len(list((search_dir / "tb").glob("events.out.tfevents.*"))) == 1
+    assert (search_dir / "search.log").read_text().count("== epoch 2/2 done") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["search"]          # no second run dir
+
+    space = build_space(compose_config("search", ["experiment=smoke_micro"])["space"])
+    arch_path = tmp_path / "arch.json"                  # the best architecture the search saw
+    best = state["best"][0]["choices"]
+    save_json(str(arch_path), space.arch_to_dict(Architecture.from_plain(space.name, best)))
+    out = torchrun("-m", "enas.cli.train", f"arch={arch_path}", "experiment=smoke_micro", "device=cpu",
+                   "trainer.steps_per_epoch=2", f"hydra.run.dir={train_dir}")
+    assert out.count("final: valid") == 1
+    assert json.loads((train_dir / "result.json").read_text())["test"]["acc"] > 0
+    assert len(load_checkpoint(str(train_dir / "checkpoint.pt"), kind="train")["rng_ranks"]) == 2
