@@ -23,10 +23,10 @@ $(STAMP): setup.cfg pyproject.toml
 	else \
 		$(BIN)/pip install -q $(TORCH_CPU) $(TORCH_PIP_ARGS); \
 	fi
-	$(BIN)/pip install -q -e ".[dev,ray]"
+	$(BIN)/pip install -q -e ".[dev,ray,slurm]"
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install enas with its test and Ray extras
+venv: $(STAMP)  ## create .venv and install enas with its test, Ray and SLURM (submitit) extras
 
 run: $(STAMP)  ## search a PTB cell on the embedded PTB, derive it, train it briefly (CPU, < 10 min)
 	rm -rf $(RUN_DIR)

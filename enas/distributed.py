@@ -3,7 +3,8 @@
     torchrun --nproc_per_node=N -m enas.cli.search ...     (also enas-train, and the console scripts)
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `init_from_env` reads
-them and joins the process group (NCCL on GPUs, each rank on cuda:LOCAL_RANK; gloo on the CPU).
+them (or, inside a submitit job of several tasks, sets them from the job: Hydra's submitit
+launcher with tasks_per_node or nodes > 1) and joins the process group (NCCL on GPUs, each rank on cuda:LOCAL_RANK; gloo on the CPU).
 Without them (or with WORLD_SIZE=1) it returns `SINGLE`, and every method below is a no-op or
 the identity, so one process runs exactly the code it ran before this module existed.
 
@@ -254,13 +255,30 @@ def rank_device(name: str, local_rank: int) -> torch.device:
     return device
 
 
+def export_submitit_env() -> None:
+    """Inside a submitit job of several tasks, set torchrun's variables from the job's environment.
+
+    hydra/launcher=submitit_slurm (or submitit_local) with tasks_per_node or nodes > 1 starts
+    one task per device: they form the process group of one data-parallel run. Variables that
+    are already set (torchrun inside the job) win.
+    """
+    if "RANK" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    from submitit.helpers import TorchDistributedEnvironment   # present: submitit started us
+    env = TorchDistributedEnvironment()
+    if env.world_size > 1:
+        env.export(set_cuda_visible_devices=False)              # keep cuda:LOCAL_RANK meaningful
+
+
 def init_from_env(device_name: str = "auto") -> tuple[Dist, torch.device]:
-    """(Dist, device) of this process; joins the process group when torchrun started several.
+    """(Dist, device) of this process; joins the process group when torchrun (or a submitit job
+    of several tasks) started several.
 
     A group that the caller already initialised (tests spawn their own) is used as it is.
     Ranks > 0 log errors only: every rank takes the same decisions (skipped steps, divergence
     warnings), so rank 0's lines are the one copy.
     """
+    export_submitit_env()
     rank, world_size, local_rank = world_from_env()
     if torch_dist.is_available() and torch_dist.is_initialized():
         rank, world_size = torch_dist.get_rank(), torch_dist.get_world_size()

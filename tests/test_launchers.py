@@ -1,0 +1,45 @@
+"""Hydra launchers: multiruns on a cluster through hydra-submitit-launcher (the `slurm` extra).
+
+SLURM itself is not here: submitit's local executor (`hydra/launcher=submitit_local`) runs the
+same launcher code with local processes, and the SLURM preset is checked as composed config.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from enas.checkpoint import load_checkpoint
+from tests.helpers import compose_config, run_script
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                    reason="hydra-submitit-launcher is not installed (pip install 'enas[slurm]')")
+
+TINY = ["experiment=smoke_ptb", "device=cpu", "search.max_steps=2", "search.omega_steps=2", "search.epochs=1",
+        "search.strategy_steps=1", "search.valid_batches=1"]
+
+
+def test_the_slurm_preset_is_the_submitit_slurm_launcher_with_enas_defaults():
+    from hydra import compose, initialize_config_dir
+    from enas.cli.common import CONFIG_DIR
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="search", overrides=["hydra/launcher=enas_slurm",
+                                                        "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.tasks_per_node, launcher.gpus_per_node) == ("gpu", 1, 1)
+    assert launcher.max_num_timeout == 0 and launcher.signal_delay_s == 120   # submitit's own keys stay
+    assert compose_config("search", ["hydra/launcher=enas_slurm"])["search"]["epochs"] == 10
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_of_two_searches_each_on_two_processes(tmp_path):
+    """Two seeds, one job each; each job has 2 tasks, which enas joins into one data-parallel search."""
+    run_script("enas-search", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
+               f"hydra.sweep.dir={tmp_path}", "seed=0,1", *TINY)
+    states = [load_checkpoint(str(tmp_path / f"{i}-reinforce-seed{i}" / "checkpoint.pt"), kind="search")
+              for i in (0, 1)]
+    for seed, state in enumerate(states):
+        assert state["config"]["seed"] == seed and state["position"]["global_step"] == 2
+        assert len(state["rng_ranks"]) == 2                       # 2 ranks trained it
+    assert not torch.equal(states[0]["supernet"]["w_x"], states[1]["supernet"]["w_x"])
