@@ -92,6 +92,21 @@ def test_several_processes_refuse_a_search_without_a_supernet_or_an_uneven_batch
         build_search(compose_config("search", SEARCH), str(tmp_path), "cpu", dist=three)
 
 
+def test_a_rank_takes_rank_0s_run_dir_and_drops_its_own_empty_hydra_dir(tmp_path):
+    from enas.runs import _agreed_run_dir as agreed_run_dir
+
+    class Rank1:                                          # broadcast_object answers rank 0's value
+        def broadcast_object(self, obj):
+            return str(tmp_path / "rank0")
+
+    mine, kept = tmp_path / "rank1", tmp_path / "rank1-with-files"
+    (mine / ".hydra").mkdir(parents=True)
+    (kept / ".hydra").mkdir(parents=True)
+    (kept / "checkpoint.pt").write_bytes(b"")
+    assert agreed_run_dir(Rank1(), str(mine)) == str(tmp_path / "rank0") and not mine.exists()
+    assert agreed_run_dir(Rank1(), str(kept)) == str(tmp_path / "rank0") and kept.exists()
+
+
 # --- 2 gloo processes against 1 process -----------------------------------------------------------
 def write_arch(path) -> str:
     space = build_space(compose_config("train", TRAIN + ["arch=x"])["space"])
