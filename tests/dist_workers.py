@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 from enas.arch import load_arch_file
 from enas.build import build_search, build_training
 from enas.checkpoint import load_checkpoint
+from enas.runs import _resume as resume_search
 from enas.distributed import init_from_env
 
 
@@ -49,7 +50,8 @@ def loop_result(loop) -> dict:
 
 
 def search_job(dist, device, cfg: dict, run_root: str, steps: int, half: int) -> dict:
-    """A search of `steps` omega steps in one go, and one of `half` steps resumed to `steps`."""
+    """A search of `steps` omega steps in one go, and one of `half` steps resumed to `steps` the way
+    enas-search resumes (rank 0 reads the checkpoint and sends it to the others)."""
     out = {}
     for name, stop in (("whole", steps), ("part", half)):
         cfg["search"]["max_steps"] = stop
@@ -58,7 +60,8 @@ def search_job(dist, device, cfg: dict, run_root: str, steps: int, half: int) ->
         out[name] = loop_result(loop)
     cfg["search"]["max_steps"] = steps               # resumed into another dir: part/ keeps step `half`
     loop = build_search(cfg, os.path.join(run_root, "resumed"), device, dist=dist)
-    loop.load_state_dict(load_checkpoint(os.path.join(run_root, "part", "checkpoint.pt"), kind="search"))
+    loop.metadata["overrides"] = []
+    resume_search(loop, os.path.join(run_root, "part", "checkpoint.pt"), device, dist)   # enas-search's own
     loop.run()
     out["resumed"] = loop_result(loop)
     return out
