@@ -4,8 +4,8 @@
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `init_from_env` reads
 them (or, inside a submitit job of several tasks, sets them from the job: Hydra's submitit
-launcher with tasks_per_node or nodes > 1) and joins the process group (NCCL on GPUs, each rank on cuda:LOCAL_RANK; gloo on the CPU).
-Without them (or with WORLD_SIZE=1) it returns `SINGLE`, and every method below is a no-op or
+launcher with tasks_per_node or nodes > 1) and joins the process group: NCCL on GPUs, each rank
+on cuda:LOCAL_RANK; gloo on the CPU. Without them (or with WORLD_SIZE=1) it returns `SINGLE`, and every method below is a no-op or
 the identity, so one process runs exactly the code it ran before this module existed.
 
 What the rest of enas asks of it (`Dist`, the one handle, passed explicitly):
