@@ -255,6 +255,19 @@ class _CellLM(nn.Module):
     def _plan_and_edges(self, arch: Architecture | None) -> tuple[CellPlan, list[torch.Tensor]]:
         raise NotImplementedError
 
+    def _cell_runner(self, arch):
+        """A function (xproj, h, h_mask, node_mask) -> (out (T, B, H), h (B, H)) running `arch`'s cell.
+
+        Called before any work, so a bad architecture fails first. The static-graph supernet
+        (rnn_cell_static.py) overrides this with the architecture-as-data cell.
+        """
+        plan, edge_weights = self._plan_and_edges(arch)
+
+        def cell(xproj, h, h_mask, node_mask):
+            return run_cell(xproj, h, self.w_h, plan, edge_weights, h_mask, self.max_hidden_norm, node_mask)
+
+        return cell
+
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Embedding lookup (T, B) -> (T, B, H) with word-type dropout in training."""
         emb = self.encoder(tokens)
@@ -266,7 +279,7 @@ class _CellLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture | None = None):
         """tokens (T, B), hidden (B, H) -> logits (T, B, V), hidden (B, H)."""
-        plan, edge_weights = self._plan_and_edges(arch)
+        cell = self._cell_runner(arch)
         steps, batch = tokens.shape
         x = self._embed(tokens)  # (T, B, H)
         train = self.training
@@ -276,8 +289,7 @@ class _CellLM(nn.Module):
         xproj = torch.matmul(x, self.w_x)  # (T, B, 2H): all timesteps in one matmul
         h_mask = variational_mask((batch, self.hidden_size), self.hidden_dropout, x) if train else None
         node_mask = h_mask if self.hidden_dropout_every_node else None
-        out, hidden = run_cell(xproj, hidden, self.w_h, plan, edge_weights, h_mask,
-                               self.max_hidden_norm, node_mask)  # (T, B, H)
+        out, hidden = cell(xproj, hidden, h_mask, node_mask)  # (T, B, H), (B, H)
         out_mask = variational_mask((1, batch, self.hidden_size), self.out_dropout, out) if train else None
         if out_mask is not None:
             out = out * out_mask
@@ -297,12 +309,17 @@ class RNNCellSupernet(_CellLM):
         self.reset_parameters()
 
     def _plan_and_edges(self, arch):
-        if arch is None:
-            raise ValueError("the rnn_cell supernet needs an architecture: model(tokens, hidden, arch)")
-        if arch.space != "rnn_cell":
-            raise ArchitectureError(f"architecture of space {arch.space!r}, expected 'rnn_cell'")
-        plan = self.space.decode(arch.choices)
+        plan = supernet_plan(self.space, arch)
         return plan, [self.edges[edge_name(i, j)] for i, j in plan.edges]
+
+
+def supernet_plan(space: "RNNCellSpace", arch: Architecture | None) -> CellPlan:
+    """The plan of the architecture a supernet was called with; errors name what is wrong."""
+    if arch is None:
+        raise ValueError("the rnn_cell supernet needs an architecture: model(tokens, hidden, arch)")
+    if arch.space != "rnn_cell":
+        raise ArchitectureError(f"architecture of space {arch.space!r}, expected 'rnn_cell'")
+    return space.decode(arch.choices)
 
 
 class RNNCellNetwork(_CellLM):
@@ -333,7 +350,7 @@ class RNNCellSpace(SearchSpace):
     `node0_act` at their defaults, so architectures saved before they existed still match.
     Builders take the sizes `vocab_size, hidden_size=200, emb_dropout=0.0, in_dropout=0.0,
     hidden_dropout=0.0, out_dropout=0.0, tie_weights=True, max_hidden_norm=25.0,
-    hidden_dropout_every_node=False, init_range=0.1`.
+    hidden_dropout_every_node=False, init_range=0.1`; `build_supernet` also takes `static_graph=False`.
     """
 
     task = "lm"
@@ -376,10 +393,19 @@ class RNNCellSpace(SearchSpace):
         """The architecture decoded: activations, inputs, loose ends and outputs per node."""
         return self.decode(self.validate(arch).choices)
 
-    def build_supernet(self, **sizes) -> RNNCellSupernet:
+    #: build_supernet(static_graph=True) gives the architecture-as-data supernet (rnn_cell_static.py)
+    supports_static_graph = True
+
+    def build_supernet(self, static_graph: bool = False, **sizes) -> nn.Module:
+        """The eager supernet, or with `static_graph` the one static graph for every architecture
+        (same parameters under the same state_dict names; see enas/spaces/rnn_cell_static.py)."""
+        if static_graph:
+            from enas.spaces.rnn_cell_static import StaticRNNCellSupernet
+            return StaticRNNCellSupernet(self, **sizes)
         return RNNCellSupernet(self, **sizes)
 
-    def build_network(self, arch: Architecture, **sizes) -> RNNCellNetwork:
+    def build_network(self, arch: Architecture, static_graph: bool = False, **sizes) -> RNNCellNetwork:
+        """The standalone network (`static_graph`, a supernet option, is accepted and ignored)."""
         return RNNCellNetwork(self, self.validate(arch), **sizes)
 
     def graph(self, arch: Architecture) -> Graph:
