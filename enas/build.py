@@ -163,11 +163,21 @@ def build_strategy(strategy_cfg: dict, space, seed: int, device):
     return strategy.to(device)
 
 
-def build_optimizer(params, optim: dict) -> torch.optim.SGD:
-    """SGD from an `optim` config section (Nesterov only with momentum, as torch requires)."""
+def build_optimizer(params, optim: dict, masked: bool = False, rows_for=None,
+                    capturable: bool = False) -> torch.optim.SGD:
+    """SGD from an `optim` config section (Nesterov only with momentum, as torch requires).
+
+    `masked`: enas.masked_sgd.MaskedSGD, the same updates plus row masks (`rows_for`: a stacked
+    supernet's unused rows get no decay and no momentum) and device-side skips (sync-free steps);
+    `capturable`: its learning rate lives on the device (CUDA graphs).
+    """
     momentum = optim.get("momentum", 0.0)
-    return torch.optim.SGD(params, lr=optim["lr"], momentum=momentum, weight_decay=optim.get("weight_decay", 0.0),
-                           nesterov=bool(optim.get("nesterov", False)) and momentum > 0)
+    kwargs = dict(lr=optim["lr"], momentum=momentum, weight_decay=optim.get("weight_decay", 0.0),
+                  nesterov=bool(optim.get("nesterov", False)) and momentum > 0)
+    if masked:
+        from enas.masked_sgd import MaskedSGD
+        return MaskedSGD(params, rows_for=rows_for, capturable=capturable, **kwargs)
+    return torch.optim.SGD(params, **kwargs)
 
 
 def lr_kwargs(optim: dict) -> dict:
@@ -188,7 +198,7 @@ def build_surrogate(surrogate_cfg: dict | None, space):
 def child_recipe(cfg: dict, device) -> dict:
     """What every standalone child of a search shares: plain values, read back by `run_child` only."""
     return {"data": cfg["data"], "space": cfg.get("space"), "trainer": cfg["trainer"], "data_seed": int(cfg["seed"]),
-            "device": str(device)}
+            "device": str(device), "accel": cfg.get("accel")}
 
 
 def build_evaluator(cfg: dict, task, space, supernet, sizes: dict, run_dir: str | None, device,
@@ -262,7 +272,9 @@ def run_child(job: dict) -> dict:
         data["train_limit"] = job["train_limit"]
     trainer_cfg = _child_trainer_cfg(recipe["trainer"], training)
     device = recipe["device"]
+    accel = _accel(recipe.get("accel"), device)
     task = _child_task(data, recipe["data_seed"], training.get("batch_size"), device)
+    _accel_task(task, accel)
     custom = (recipe.get("space") or {}).get("name") == CUSTOM
     space_cfg = recipe["space"] if custom else {"name": job["space"]}
     space = build_space(space_cfg, job["structure"], job["sizes"])
@@ -271,7 +283,7 @@ def run_child(job: dict) -> dict:
     model = space.build_network(arch, **job["sizes"])
     if job.get("init_state") is not None:
         model.load_state_dict(job["init_state"])
-    model = model.to(device)
+    model = _accel_model(model.to(device), accel, task)
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=None, prefix="child")
     trainer.run()
@@ -283,6 +295,48 @@ def run_child(job: dict) -> dict:
         metrics = {k[len("valid_"):]: v for k, v in last.items() if k.startswith("valid_")}
     return {"reward": float(task.score(metrics)), "metrics": metrics, "seconds": time.time() - t0,
             "pid": os.getpid()}
+
+
+# --- speed options (accel) ------------------------------------------------------------------------------
+def _accel(section: dict | None, device):
+    """The `accel` section as AccelOptions for `device`, its backend switches applied."""
+    from enas.accel import AccelOptions, apply_backend
+    options = AccelOptions.from_config(section).for_device(torch.device(device))
+    apply_backend(options)
+    return options
+
+
+def _accel_task(task, accel) -> None:
+    from enas.accel import configure_task
+    configure_task(task, accel)
+
+
+def _accel_model(model, accel, task):
+    from enas.accel import prepare_model
+    return prepare_model(model, accel, task.kind)
+
+
+def _static_sizes(space, sizes: dict, accel) -> dict:
+    """The supernet sizes with `static_graph` when accel asks for it and the space has one."""
+    if not accel.static_graph or sizes.get("static_graph"):
+        return sizes
+    if not getattr(space, "supports_static_graph", False):
+        log.info("accel.static_graph: space %s has no static-graph supernet; its eager one runs", space.name)
+        return sizes
+    return {**sizes, "static_graph": True}
+
+
+def _fast_supernet(supernet, accel, device) -> bool:
+    """Compile / graph-capture options on a static-graph supernet; True when the omega step is graphed."""
+    static = hasattr(supernet, "arch_tensors")
+    if (accel.compile or accel.cuda_graphs) and not static:
+        log.info("accel.compile / accel.cuda_graphs need the static-graph supernet (rnn_cell, accel.static_graph); off")
+        return False
+    if accel.compile:
+        supernet.compile_cell(dynamic=False)
+    if accel.cuda_graphs:
+        supernet.capture_eval(True)           # reward and validation forwards replayed from graphs
+    return accel.cuda_graphs
 
 
 # --- search and training -----------------------------------------------------------------------------
@@ -322,26 +376,39 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
     `user_space` / `user_data`: objects from the Python API for space=custom / data=custom;
     `dist`: the processes that share the omega phase (enas.distributed; one by default).
     """
+    from enas.accel import data_section, strategy_device
     from enas.search_loop import SearchLoop
     seed_everything(cfg["seed"])
-    task = task if task is not None else build_task(cfg["data"], device, cfg["seed"], user_data=user_data)
+    accel = _accel(cfg.get("accel"), device)
+    task = task if task is not None else build_task(data_section(cfg["data"], accel), device, cfg["seed"],
+                                                    user_data=user_data)
+    _accel_task(task, accel)
     sizes = model_sizes(cfg["space"], task)
     space = build_space(cfg["space"], sizes=sizes, user_space=user_space)
+    sizes = _static_sizes(space, sizes, accel)
     supernet = optimizer = None
+    settings = search_settings(cfg["search"])
     if cfg["evaluator"]["name"] in SUPERNET_EVALUATORS:
         try:
-            supernet = space.build_supernet(**sizes).to(device)
+            supernet = _accel_model(space.build_supernet(**sizes).to(device), accel, task)
         except NotImplementedError as e:
             raise UserError(f"space {space.name!r}: {e}") from None
-        optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"])
-    strategy = build_strategy(cfg["strategy"], space, cfg["seed"], device)
+        settings.cuda_graphs = _fast_supernet(supernet, accel, device)
+        settings.sync_free = accel.sync_free
+        rows_for = getattr(supernet, "rows_for", None)
+        optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"],
+                                    masked=rows_for is not None or settings.sync_free or settings.cuda_graphs,
+                                    rows_for=rows_for, capturable=settings.cuda_graphs)
+    strategy = build_strategy(cfg["strategy"], space, cfg["seed"], strategy_device(device, accel))
     evaluator = build_evaluator(cfg, task, space, supernet, sizes, run_dir, device)
     surrogate = build_surrogate(cfg["search"].get("surrogate"), space)
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "strategy_name": strategy.name, "config": cfg}
-    settings = search_settings(cfg["search"])
     settings.valid_batches = clamp_batches("search.valid_batches", settings.valid_batches, task.num_batches("valid"))
     if dist.active:
+        if settings.sync_free or settings.cuda_graphs:
+            raise UserError(f"accel.sync_free and accel.cuda_graphs run in one process, and {dist.world_size} "
+                            f"share this search: leave them off (accel.sync_free=false accel.cuda_graphs=false)")
         if supernet is None:
             raise UserError(f"{dist.world_size} processes share the training of a supernet, and this search "
                             f"has none (evaluator=standalone): run it as one process; its children spread "
@@ -370,12 +437,14 @@ def build_training(cfg: dict, arch_data: dict, arch_path: str, device, run_dir: 
                         f"space {cfg['space']['name']!r} (choose the matching experiment=...)")
     trainer_cfg = cfg["trainer"]
     seed_everything(cfg["seed"])
+    accel = _accel(cfg.get("accel"), device)
     if task is None:
         task = build_task(cfg["data"], device, cfg["seed"], batch_size=trainer_cfg.get("batch_size"),
                           cutout=trainer_cfg.get("cutout"), user_data=user_data)
+    _accel_task(task, accel)
     sizes = model_sizes(cfg["space"], task, trainer_cfg.get("sizes"))
     space, arch = build_arch_space(cfg["space"], arch_data, arch_path, sizes, user_space)
-    model = space.build_network(arch, **sizes).to(device)
+    model = _accel_model(space.build_network(arch, **sizes).to(device), accel, task)
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     metadata = {"space": space.name, "structure": space.structure(), "sizes": sizes,
                 "arch": space.arch_to_dict(arch), "config": cfg}

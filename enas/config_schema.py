@@ -282,6 +282,21 @@ class SearchSection:
 
 
 @dataclass
+class Accel:
+    """conf/accel/*.yaml: the GPU speed options (enas/accel.py)."""
+    amp: Optional[str] = MISSING
+    tf32: bool = MISSING
+    channels_last: bool = MISSING
+    cudnn_benchmark: bool = MISSING
+    static_graph: bool = MISSING
+    sync_free: bool = MISSING
+    cuda_graphs: bool = MISSING
+    compile: bool = MISSING
+    eval_batch_size: Optional[int] = MISSING
+    strategy_device: Optional[str] = MISSING
+
+
+@dataclass
 class DeriveSection:
     num_samples: int = MISSING
     valid_batches: Optional[int] = MISSING
@@ -309,6 +324,7 @@ class SearchConfig(Groups):
     resume: bool = MISSING
     search: SearchSection = _section(SearchSection)
     derive: DeriveSection = _section(DeriveSection)
+    accel: Accel = _section(Accel)
 
 
 @dataclass

@@ -3,6 +3,8 @@
     for epoch in range(epochs):
         omega phase: for each training minibatch, take one architecture from
                      `strategy.train_samples(1)`, cross-entropy through the supernet, clip, SGD
+                     (sync_free: enas.training.StepRunner.step_nosync; cuda_graphs: the whole
+                     step replayed from one captured graph, enas.graphed.GraphedStep)
         theta phase: `strategy_steps` times: archs = strategy.ask(n); rewards = evaluator(archs);
                      strategy.tell(archs, rewards)
         validation of the epoch's best architecture, TensorBoard, checkpoint
@@ -10,6 +12,12 @@
 The loop's whole state (weights, strategy, optimizer, positions, recurrent states, RNG) is
 saved every `checkpoint_every` omega steps and at the end of each epoch; `resume` continues
 exactly where the checkpoint was written.
+
+Host syncs per omega step (one process): the strategy's sample (an Architecture is host data;
+the controller's sampling reads each choice) and, on the default path, the step's finite check
+and loss value. With sync_free (or cuda_graphs) the step itself reads nothing back: the loss and
+the non-finite counters are read at log points, before each checkpoint and at the end of the
+phase. Rewards (theta phase) are read per architecture: the strategy learns from them.
 
 Several processes (`dist`, enas.distributed): every rank trains the shared weights on its shard
 of each minibatch (the task keeps only its rows) with the same architecture, which rank 0 draws
@@ -68,6 +76,8 @@ class SearchSettings:
     log_every: int = 50
     max_nonfinite: int = 10               # consecutive non-finite losses before stopping
     keep_checkpoints: int = 2             # checkpoint.pt, checkpoint.prev.pt, ...
+    sync_free: bool = False               # omega steps without host syncs; non-finite checks at log/save points
+    cuda_graphs: bool = False             # capture the whole omega step once (static-graph supernet; enas.graphed)
 
 
 class SearchLoop:
@@ -90,7 +100,12 @@ class SearchLoop:
         self.train_state = None           # recurrent state along the training stream
         self.stepper = None if optimizer is None else StepRunner(
             optimizer, supernet.parameters(), settings.grad_clip, settings.max_nonfinite, self.checkpoint_path,
-            dist=dist)
+            dist=dist, sync_free=settings.sync_free or settings.cuda_graphs)
+        self.graphed = None               # the captured omega step (cuda_graphs), made at the first step
+        if settings.cuda_graphs and self.stepper is not None:
+            from enas.graphed import GraphedStep
+            self.graphed = GraphedStep(task, supernet, self.stepper, aux_weight=settings.aux_weight)
+        self.window = [0.0, 0]            # training loss sum and count since the last log line
         if supernet is not None:
             dist.broadcast_module(supernet)   # the same starting weights on every rank
         self.history: list[dict] = []     # per-epoch summary
@@ -110,18 +125,23 @@ class SearchLoop:
         `search_seconds`: the time this call spent searching (start-up excluded)."""
         self._eta = Eta(self.s.epochs, self.epoch)
         while self.epoch < self.s.epochs:
+            start = time.time()
             if not self._omega_phase():
                 self.save()
                 log.info(f"stopped at max_steps={self.s.max_steps} (step {self.global_step}); checkpoint "
                          f"{self.checkpoint_path}; continue with resume=true and a larger search.max_steps "
                          f"(or search.max_steps=null)")
                 break
+            omega_done = time.time()
             if not self.theta_done:
                 if self.in_warmup:
                     log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: warm-up (uniform samples), no theta phase")
                 elif self.dist.is_main:   # the strategy lives on rank 0; the others get it at save()
                     self._theta_phase()
                 self.theta_done = True
+            # wall seconds of this epoch's phases in this process (logged, not in the history:
+            # a resumed run must have the same history as an uninterrupted one)
+            self._seconds = (start, omega_done - start, time.time() - omega_done)
             self._end_epoch()
         summary = dict(self.history[-1]) if self.history else {}
         summary["search_seconds"] = self._eta.elapsed
@@ -142,7 +162,7 @@ class SearchLoop:
         self.supernet.train()
         if self.batch == 0 or self.train_state is None:
             self.train_state = self.task.init_state(self.supernet, "train")
-        window_loss, window_count, t0 = 0.0, 0, time.time()
+        self.window, t0 = [0.0, 0], time.time()
         for batch in self.task.train_batches(self.epoch, self.batch, epoch_steps=steps):
             if self.batch >= steps:
                 break
@@ -152,13 +172,27 @@ class SearchLoop:
             self.batch += 1
             self.global_step += 1
             if loss is not None:
-                window_loss, window_count = window_loss + loss, window_count + 1
-            if self.s.log_every and self.global_step % self.s.log_every == 0 and window_count:
-                self._log_train(window_loss / window_count, lr, steps, time.time() - t0)
-                window_loss, window_count, t0 = 0.0, 0, time.time()
+                self.window = [self.window[0] + loss, self.window[1] + 1]
+            if self.s.log_every and self.global_step % self.s.log_every == 0:
+                self._sync_point()
+                if self.window[1]:
+                    self._log_train(self.window[0] / self.window[1], lr, steps, time.time() - t0)
+                    self.window, t0 = [0.0, 0], time.time()
             if self.s.checkpoint_every and self.global_step % self.s.checkpoint_every == 0:
                 self.save()
+        self._sync_point()
         return True
+
+    def _sync_point(self) -> None:
+        """Sync-free steps: read the device counters into the loss window; stops the run after
+        `max_nonfinite` non-finite losses in a row (enas.training). Nothing to do otherwise."""
+        if self.stepper is None or not self.stepper.sync_free:
+            return
+        before = self.stepper.nonfinite_total
+        total, count = self.stepper.check(where=f"by step {self.global_step}")
+        self.window = [self.window[0] + total, self.window[1] + count]
+        if self.stepper.nonfinite_total != before:
+            log_scalars(self.writer, "supernet", {"nonfinite_steps": self.stepper.nonfinite_total}, self.global_step)
 
     def _train_archs(self) -> list[Architecture]:
         """The architectures of one omega step: a strict-fairness group (fair_sampling), a uniform
@@ -179,9 +213,16 @@ class SearchLoop:
     def _omega_step(self, batch) -> float | None:
         """One SGD step on the mean loss of this step's architectures over one batch; None when the
         loss was not finite."""
+        archs = self._shared_train_archs()
+        if self.graphed is not None and len(archs) == 1:   # forward, backward, update: one CUDA graph replay
+            self.train_state = self.graphed(batch, self.train_state, archs[0])
+            return None
         forwards = [lambda arch=arch: self.task.loss(self.supernet, batch, self.train_state, arch,
                                                      aux_weight=self.s.aux_weight)
-                    for arch in self._shared_train_archs()]
+                    for arch in archs]
+        if self.stepper.sync_free:        # the loss joins the window at the next sync point
+            self.train_state = self.stepper.step_mean_nosync(forwards)
+            return None
         value, state = self.stepper.step_mean(forwards, where=f"at step {self.global_step}")
         if value is None:                 # skipped: restart the recurrent state
             self.train_state = self.task.init_state(self.supernet, "train")
@@ -258,7 +299,7 @@ class SearchLoop:
         self.epoch += 1
         self._eta.update(self.epoch)
         if summary is not None:
-            log.info(self._format_summary(summary) + f" | {self._eta.text()}")
+            log.info(self._format_summary(summary) + self._format_seconds() + f" | {self._eta.text()}")
         self.batch = 0
         self.theta_done = False
         self.train_state = None
@@ -290,6 +331,14 @@ class SearchLoop:
             log_arch_image(self.writer, "search/best_arch_of_epoch", self.space, best_arch, step,
                            title=f"epoch {self.epoch + 1} reward {self.epoch_rewards[best_i]:.4f}")
         return summary
+
+    def _format_seconds(self) -> str:
+        """' | 41.2s (omega 30.1s, theta 8.0s, epoch end 3.1s)': this epoch's wall time in this process."""
+        start, omega, theta = getattr(self, "_seconds", (None, 0.0, 0.0))
+        if start is None:
+            return ""
+        total = time.time() - start
+        return f" | {total:.1f}s (omega {omega:.1f}s, theta {theta:.1f}s, epoch end {total - omega - theta:.1f}s)"
 
     def _format_summary(self, s: dict) -> str:
         where = f"step {s['step']}" if self.supernet is not None else f"{s['archs_evaluated']} architectures evaluated"
@@ -378,6 +427,7 @@ class SearchLoop:
         """Write the checkpoint (rank 0); with several processes, every rank calls it at the same
         step: it gathers the ranks' recurrent states and RNG states and replicates rank 0's
         strategy, evaluator and history to the others."""
+        self._sync_point()                # sync-free: never write a checkpoint past an unnoticed stop
         state = self.state_dict()
         if self.dist.active:
             state["train_state"] = self.dist.gather_batch(self.train_state)

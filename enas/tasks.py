@@ -8,10 +8,15 @@ accuracy, reward = accuracy on a validation batch.
 With several processes (enas.distributed) each rank calls `shard_train(rank, world_size)` once:
 from then on its training batches are its rows of the global batch (B/N of B, equal shards),
 in the same order on every rank; validation and test batches stay whole.
+
+Both tasks run every forward pass (and its loss) under `torch.autocast` when `amp_dtype` is set
+(the build layer sets it from `accel.amp`); `ImageClassification.channels_last` hands the model
+NHWC images. Evaluation sums on the device and reads the totals once at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from typing import Iterator, Protocol
@@ -78,6 +83,13 @@ def format_metric(name: str, value: float) -> str:
     return f"{name} {value:.2f}" if name == "ppl" else f"{name} {value:.4g}"
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast to `dtype` on `device`'s type, or a no-op context when dtype is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 class LanguageModel:
     """Word-level language modelling on a `Corpus` (see enas.data.text)."""
 
@@ -92,6 +104,7 @@ class LanguageModel:
         self.bptt = bptt
         self.reward_c = reward_c
         self.device = torch.device(device)
+        self.amp_dtype: torch.dtype | None = None   # autocast dtype of the forward passes (accel.amp)
         self.splits = {"train": batchify(corpus.train, batch_size).to(self.device),   # (T, B)
                        "valid": batchify(corpus.valid, eval_batch_size).to(self.device),
                        "test": batchify(corpus.test, test_batch_size).to(self.device)}
@@ -150,8 +163,9 @@ class LanguageModel:
 
     def _nll(self, model, batch, state, arch):
         inputs, targets = batch
-        logits, state = model(inputs, state, arch)            # (T, B, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        with autocast(inputs.device, self.amp_dtype):         # the loss too: autocast runs it in float32
+            logits, state = model(inputs, state, arch)        # (T, B, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return loss, state
 
     def loss(self, model, batch, state, arch=None, aux_weight: float = 0.0):
@@ -170,13 +184,13 @@ class LanguageModel:
     def evaluate(self, model, split: str, arch=None, max_batches: int | None = None) -> dict:
         """Token-weighted loss and perplexity over the split's first `max_batches` windows."""
         state = self.init_state(model, split)
-        total, count = 0.0, 0
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for window in self._windows(split)[:max_batches]:
             batch = self._batch(split, window)
             loss, state = self._nll(model, batch, state, arch)
             n = batch[1].numel()
-            total, count = total + loss.item() * n, count + n
-        mean = total / max(count, 1)
+            total, count = total + loss.double() * n, count + n   # summed on the device: no sync per batch
+        mean = total.item() / max(count, 1)
         return {"loss": mean, "ppl": math.exp(min(mean, 50.0)) if math.isfinite(mean) else math.inf}
 
     def score(self, metrics: dict) -> float:
@@ -203,6 +217,8 @@ class ImageClassification:
     def __init__(self, train, valid, test, num_classes: int, seed: int = 0):
         self.splits = {"train": train, "valid": valid, "test": test}
         self.num_classes = num_classes
+        self.amp_dtype: torch.dtype | None = None   # autocast dtype of the forward passes (accel.amp)
+        self.channels_last = False                  # hand the model NHWC images (accel.channels_last)
         self.seed = seed
         first = train.x
         self.in_channels, self.image_size = int(first.shape[1]), int(first.shape[-1])
@@ -258,18 +274,26 @@ class ImageClassification:
     def _split_outputs(outputs):
         return outputs if isinstance(outputs, tuple) else (outputs, None)
 
+    def _forward(self, model, images, arch):
+        """(logits, aux logits or None) of a batch, in the task's memory format and precision."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self._split_outputs(model(images, arch))
+
     def loss(self, model, batch, state=None, arch=None, aux_weight: float = 0.0):
         images, labels = batch
-        logits, aux = self._split_outputs(model(images, arch))
-        loss = F.cross_entropy(logits, labels)
-        if aux is not None and aux_weight:
-            loss = loss + aux_weight * F.cross_entropy(aux, labels)
+        with autocast(images.device, self.amp_dtype):
+            logits, aux = self._forward(model, images, arch)
+            loss = F.cross_entropy(logits, labels)
+            if aux is not None and aux_weight:
+                loss = loss + aux_weight * F.cross_entropy(aux, labels)
         return loss, None
 
     @torch.no_grad()
     def reward(self, model, batch, state=None, arch=None):
         images, labels = batch
-        logits, _ = self._split_outputs(model(images, arch))
+        with autocast(images.device, self.amp_dtype):
+            logits, _ = self._forward(model, images, arch)
         return (logits.argmax(1) == labels).float().mean().item(), None
 
     @torch.no_grad()
@@ -277,10 +301,14 @@ class ImageClassification:
         """Loss and accuracy over the split's first `max_batches` batches, unaugmented, fixed order."""
         total, correct, count = 0.0, 0, 0
         for images, labels in self.splits[split].fixed_batches(max_batches):
-            logits, _ = self._split_outputs(model(images, arch))
-            total += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += int((logits.argmax(1) == labels).sum())
+            with autocast(images.device, self.amp_dtype):
+                logits, _ = self._forward(model, images, arch)
+                loss_sum = F.cross_entropy(logits, labels, reduction="sum")
+            # summed on the device: one sync at the end, not one per batch
+            total = total + loss_sum.double()
+            correct = correct + (logits.argmax(1) == labels).sum()
             count += labels.numel()
+        total, correct = float(total), int(correct)
         return {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
 
     def score(self, metrics: dict) -> float:

@@ -13,6 +13,22 @@ step on every rank), the gradients are averaged over the ranks after backward, a
 then sees the norm of the averaged (global) gradient, as one process with the whole batch.
 
 `NonFiniteLossError` is a `UserError`, so every command reports it as the same one line.
+
+The sync-free step (`step_nosync`, option `accel.sync_free`, and inside a captured CUDA graph)
+asks the host nothing: `torch.isfinite(loss)` in an `if` and `loss.item()` each wait for the
+device to finish the step, which on a GPU empties the queue of launched kernels every step.
+It runs the same policy on the device instead:
+
+    ok = isfinite(loss) and isfinite(state)          # 0-dim bool tensor, never read by the host
+    backward, clip, optimizer.step(ok=ok)            # MaskedSGD: ok False changes nothing
+    counters (device): run of skips, longest run, skipped, loss sum and count of good steps
+    state = where(ok, new state, zeros)              # a skipped step restarts the state at zeros
+
+`check(where)` reads the counters (one sync) at the caller's log and checkpoint points: it warns
+about skipped steps and raises NonFiniteLossError when a run of `max_nonfinite` skips happened.
+The weights are the same as with `step` (skipped steps change nothing); what differs is when the
+run stops: at the next check instead of at the Nth skip, and the warning counts the skips of a
+window instead of naming each step. A backward pass still runs on a non-finite loss.
 """
 
 from __future__ import annotations
@@ -43,7 +59,7 @@ class StepRunner:
 
     def __init__(self, optimizer: torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
                  grad_clip: float = 0.0, max_nonfinite: int = 10, checkpoint_path: str | None = None,
-                 dist: Dist = SINGLE):
+                 dist: Dist = SINGLE, sync_free: bool = False):
         self.optimizer = optimizer
         self.dist = dist
         self.parameters = [p for p in parameters]
@@ -52,6 +68,8 @@ class StepRunner:
         self.checkpoint_path = checkpoint_path
         self.nonfinite_total = 0          # skipped steps over the run (checkpointed by the owner)
         self.consecutive = 0              # skipped steps since the last good one
+        self.sync_free = sync_free        # the owner calls step_nosync and check (see module docstring)
+        self.counters: dict[str, torch.Tensor] | None = None   # device counters of step_nosync
 
     def step(self, loss: torch.Tensor, state=None, where: str = "") -> float | None:
         """One optimizer step on `loss`; None when the loss or the new recurrent state is not finite.
@@ -94,6 +112,85 @@ class StepRunner:
         if self.dist.active:              # one all-reduce: this rank's loss may be finite, another's not
             return self.dist.agree_finite_mean(loss, finite)
         return finite, loss.item() if finite else float("nan")
+
+    def step_nosync(self, loss: torch.Tensor, state=None, skip: bool = False):
+        """`step` with the non-finite policy on the device; returns the state to carry on.
+
+        The optimizer must take `step(ok=...)` (enas.masked_sgd.MaskedSGD). `skip` forces a skip
+        (warm-up runs before a CUDA graph capture); the caller restores the counters.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        return self._finish_nosync([loss], [loss], state, skip)
+
+    def step_mean_nosync(self, forwards: Sequence[Callable[[], tuple]], skip: bool = False):
+        """`step_mean` with the non-finite policy on the device; returns the last forward's state
+        (zeros when skipped). Unlike `step_mean` every forward runs, also after a non-finite one
+        (its dropout draws too), so after a skipped step the random streams differ from `step_mean`'s."""
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, state = [], None
+        for forward in forwards:
+            loss, state = forward()
+            (loss / len(forwards)).backward()
+            losses.append(loss)
+        return self._finish_nosync(losses, None, state, skip, backward_done=True)
+
+    def _finish_nosync(self, losses: list, scaled: list | None, state, skip: bool, backward_done: bool = False):
+        """Backward (unless done), clip, the masked optimizer step, device counters, state reset."""
+        device = losses[0].device
+        ok = _all_finite(state, device)
+        for loss in losses:
+            ok = ok & torch.isfinite(loss.detach())
+        if skip:
+            ok = ok & False
+        if not backward_done:
+            for loss in scaled:
+                loss.backward()
+        if self.dist.active:
+            raise RuntimeError("the sync-free step runs in one process (accel.sync_free / cuda_graphs)")
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
+        self.optimizer.step(ok=ok)
+        self._count(ok, torch.stack([loss.detach().float() for loss in losses]).mean())
+        return _where_ok(ok, state)
+
+    def _count(self, ok: torch.Tensor, loss: torch.Tensor) -> None:
+        c = self.device_counters(loss.device)
+        bad = (~ok).long()
+        c["run"].add_(1).mul_(bad)                          # skips in a row so far (0 after a good step)
+        torch.maximum(c["worst"], c["run"], out=c["worst"])
+        c["skipped"].add_(bad)
+        c["loss_sum"].add_(torch.where(ok, loss.float(), 0.0))
+        c["good"].add_(1 - bad)
+
+    def device_counters(self, device) -> dict[str, torch.Tensor]:
+        """The 0-dim device tensors that step_nosync updates (made on first use)."""
+        if self.counters is None:
+            self.counters = {name: torch.zeros((), dtype=torch.int64, device=device)
+                             for name in ("run", "worst", "skipped", "good")}
+            self.counters["loss_sum"] = torch.zeros((), dtype=torch.float32, device=device)
+            self.counters["run"].fill_(self.consecutive)
+            self.counters["worst"].fill_(self.consecutive)
+        return self.counters
+
+    def check(self, where: str = "") -> tuple[float, int]:
+        """Read the device counters (one host sync): (sum of the good losses, their count) since the
+        last check. Warns about skipped steps; raises NonFiniteLossError after `max_nonfinite` in a row."""
+        if self.counters is None:
+            return 0.0, 0
+        c = self.counters
+        run, worst, skipped, good, loss_sum = torch.stack(
+            [c[k].double() for k in ("run", "worst", "skipped", "good", "loss_sum")]).tolist()
+        self.nonfinite_total += int(skipped)
+        self.consecutive = int(run)
+        for k in ("skipped", "good", "loss_sum"):
+            c[k].zero_()
+        c["worst"].copy_(c["run"])                         # a run still going continues into the next window
+        if worst >= self.max_nonfinite:
+            self.consecutive = int(worst)
+            raise NonFiniteLossError(self._stop_message(where))
+        if skipped:
+            log.warning("%d non-finite loss(es) %s; those steps skipped", int(skipped), where)
+        return loss_sum, int(good)
 
     def _skip(self, loss: torch.Tensor, where: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -139,3 +236,24 @@ class DivergenceWatch:
                     f"{self.uniform_loss:.2f} + {self.limit - self.uniform_loss:.1f} for {self.windows} log windows; "
                     f"lower the learning rate ({self.lr_setting}) or clip gradients harder")
         return True
+
+
+def _all_finite(state, device) -> torch.Tensor:
+    """0-dim bool tensor: every element of the recurrent state (tensor, tuple or None) is finite."""
+    ok = torch.ones((), dtype=torch.bool, device=device)
+    if state is None:
+        return ok
+    if torch.is_tensor(state):
+        return torch.isfinite(state).all()
+    for s in state:
+        ok = ok & _all_finite(s, device)
+    return ok
+
+
+def _where_ok(ok: torch.Tensor, state):
+    """The state where `ok`, else zeros of its shape (tensor, tuple or None)."""
+    if state is None:
+        return None
+    if torch.is_tensor(state):
+        return torch.where(ok, state, torch.zeros_like(state))
+    return type(state)(_where_ok(ok, s) for s in state)

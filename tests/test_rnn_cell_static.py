@@ -237,3 +237,25 @@ def test_masked_sgd_skips_on_a_false_flag_and_keeps_rows():
     d_p = 1 + OPTIM["weight_decay"] * first[[1, 3]]
     new_buf = buf[[1, 3]] * 0.9 + d_p
     assert torch.allclose(p[[1, 3]], first[[1, 3]] - 0.25 * (d_p + 0.9 * new_buf), atol=1e-6)
+
+
+def test_checkpoints_of_the_static_supernet_load_back_and_into_the_eager_one(tmp_path):
+    """A checkpoint file (weights_only) of the static supernet and its MaskedSGD: both load back exactly,
+    and the supernet's tensors load into an eager supernet under the same names."""
+    from enas.checkpoint import load_checkpoint, save_checkpoint
+    space = build_space("rnn_cell", num_nodes=4)
+    eager, static = pair(space)
+    opt = MaskedSGD(static.parameters(), rows_for=static.rows_for, **OPTIM)
+    train_steps(static, opt, random_archs(space, 2, seed=6), torch.randint(0, V, (T, B)))
+    path = str(tmp_path / "checkpoint.pt")
+    save_checkpoint(path, {"kind": "search", "supernet": static.state_dict(), "optimizer": opt.state_dict()})
+    saved = load_checkpoint(path, kind="search")
+    _, again = pair(space)
+    opt2 = MaskedSGD(again.parameters(), rows_for=again.rows_for, **OPTIM)
+    again.load_state_dict(saved["supernet"])
+    opt2.load_state_dict(saved["optimizer"])
+    assert torch.equal(again.edge_stack, static.edge_stack)
+    assert torch.equal(opt2.state[again.edge_stack]["momentum_buffer"], opt.state[static.edge_stack]["momentum_buffer"])
+    eager.load_state_dict(saved["supernet"])
+    for r, (i, j) in enumerate(static.edge_pairs):
+        assert torch.equal(eager.edges[f"{i}_{j}"], static.edge_stack[r])

@@ -82,6 +82,57 @@ def test_nonfinite_losses_are_skipped_then_stop_the_run(tmp_path):
         assert torch.isfinite(value).all()
 
 
+def test_sync_free_steps_keep_the_nonfinite_policy(tmp_path):
+    """accel.sync_free: the same skips, count, weights and last checkpoint as the default step;
+    the stop comes at the next sync point (here the checkpoint of step 8) instead of inside step 8."""
+    from enas.masked_sgd import MaskedSGD
+    from enas.training import NonFiniteLossError
+    runs = {}
+    for mode in ("default", "sync_free"):
+        overrides = ["search.epochs=1", "search.max_nonfinite=3", "search.checkpoint_every=2"]
+        cfg = smoke_config(*overrides, *(["accel.sync_free=true"] if mode == "sync_free" else []))
+        loop = build_search(cfg, str(tmp_path / mode), torch.device("cpu"))
+        assert loop.stepper.sync_free == (mode == "sync_free")
+        assert isinstance(loop.optimizer, MaskedSGD) == (mode == "sync_free")
+        real_loss, calls = loop.task.loss, {"n": 0}
+
+        def flaky_loss(model, batch, state, arch=None, aux_weight=0.0, real_loss=real_loss, calls=calls):
+            calls["n"] += 1
+            loss, state = real_loss(model, batch, state, arch)
+            return (loss * math.nan if calls["n"] == 3 or calls["n"] >= 6 else loss), state
+
+        loop.task.loss = flaky_loss
+        with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):
+            loop.run()
+        runs[mode] = loop
+        saved = load_checkpoint(str(tmp_path / mode / "checkpoint.pt"))
+        assert saved["position"]["global_step"] == 6 and saved["nonfinite_total"] == 2
+    assert runs["default"].global_step == 7 and runs["sync_free"].global_step == 8
+    assert runs["default"].nonfinite_total == runs["sync_free"].nonfinite_total == 4
+    for name, value in runs["default"].supernet.state_dict().items():
+        assert torch.equal(value, runs["sync_free"].supernet.state_dict()[name]), name
+
+
+def test_static_graph_search_follows_the_eager_search(tmp_path):
+    """accel.static_graph: same seed, same initial weights, same architectures, same weights after
+    6 omega steps with momentum and weight decay (up to float rounding); unused rows untouched."""
+    from enas.spaces.rnn_cell_static import StaticRNNCellSupernet
+    loops = {}
+    for mode in ("eager", "static"):
+        cfg = smoke_config("search.epochs=1", "search.optim.momentum=0.9", "search.optim.weight_decay=1e-3",
+                           "space.structure.num_nodes=7", f"accel.static_graph={mode == 'static'}")
+        loops[mode] = run_loop(cfg, tmp_path / mode, 6)
+    static = loops["static"].supernet
+    assert isinstance(static, StaticRNNCellSupernet) and loops["static"].metadata["sizes"]["static_graph"]
+    for name, value in loops["eager"].supernet.state_dict().items():
+        assert torch.allclose(value, static.state_dict()[name], rtol=1e-4, atol=1e-6), name
+    eager = loops["eager"]
+    unused = [name for name, p in eager.supernet.edges.items() if p not in eager.optimizer.state]
+    assert unused                         # edges no sampled architecture used: never decayed, never moved
+    for name in unused:
+        assert torch.equal(static.state_dict()[f"edges.{name}"], eager.supernet.edges[name]), name
+
+
 def test_the_omega_step_trains_the_aux_head(tmp_path):
     """ENAS micro search adds the aux head's loss (weight 0.4) to the omega step."""
     cfg = compose_config("search", ["experiment=smoke_micro", "++space.sizes.aux_head=true", "search.aux_weight=0.4",

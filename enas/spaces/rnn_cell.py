@@ -280,6 +280,7 @@ class _CellLM(nn.Module):
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture | None = None):
         """tokens (T, B), hidden (B, H) -> logits (T, B, V), hidden (B, H)."""
         cell = self._cell_runner(arch)
+        state_dtype = hidden.dtype  # under autocast the cell may end in bfloat16: hand back this dtype
         steps, batch = tokens.shape
         x = self._embed(tokens)  # (T, B, H)
         train = self.training
@@ -293,7 +294,7 @@ class _CellLM(nn.Module):
         out_mask = variational_mask((1, batch, self.hidden_size), self.out_dropout, out) if train else None
         if out_mask is not None:
             out = out * out_mask
-        return self.decoder(out), hidden  # (T, B, V), (B, H)
+        return self.decoder(out), hidden.to(state_dtype)  # (T, B, V), (B, H)
 
 
 class RNNCellSupernet(_CellLM):

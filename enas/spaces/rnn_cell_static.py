@@ -191,6 +191,7 @@ class StaticRNNCellSupernet(_CellLM):
         self.edge_stack = nn.Parameter(torch.empty(len(self.edge_pairs), hidden, 2 * hidden))  # (E, H, 2H)
         self._rows: torch.Tensor | None = None
         self._step = static_cell_step
+        self._eval_graphs: dict | None = None
         self._register_state_dict_hook(_edges_to_eager_names)
         self._register_load_state_dict_pre_hook(_edges_from_eager_names, with_module=True)
         self.reset_parameters()
@@ -216,11 +217,38 @@ class StaticRNNCellSupernet(_CellLM):
         """The rows of `param` that the last forward used (edge_stack), None for every other tensor."""
         return self._rows if param is self.edge_stack else None
 
-    def arch_tensors(self, arch) -> ArchTensors:
-        """`arch` as index tensors on the model's device (an ArchTensors passes through)."""
+    def arch_tensors(self, arch, device: torch.device | str | None = None) -> ArchTensors:
+        """`arch` (Architecture or ArchTensors) as index tensors on `device` (default: the model's)."""
+        device = torch.device(device) if device is not None else self.w_h.device
         if isinstance(arch, ArchTensors):
-            return arch
-        return arch_tensors(supernet_plan(self.space, arch), self.w_h.device)
+            return arch if arch.acts.device == device else arch.to(device)
+        return arch_tensors(supernet_plan(self.space, arch), device)
+
+    def capture_eval(self, enabled: bool = True) -> None:
+        """On CUDA, replay no-grad eval forwards (rewards, validation) from CUDA graphs captured once
+        per input shape and autocast dtype (at most MAX_EVAL_GRAPHS; other shapes run eagerly)."""
+        self._eval_graphs = {} if enabled else None
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, arch=None):
+        """tokens (T, B), hidden (B, H) -> logits (T, B, V), hidden (B, H); `arch` as in the class doc."""
+        graphs = getattr(self, "_eval_graphs", None)
+        if graphs is not None and tokens.is_cuda and not self.training and not torch.is_grad_enabled():
+            key = (tuple(tokens.shape), tuple(hidden.shape), hidden.dtype, _autocast_dtype("cuda"))
+            if key in graphs or len(graphs) < MAX_EVAL_GRAPHS:
+                return self._graphed_eval(key, tokens, hidden, arch)
+        return super().forward(tokens, hidden, arch)
+
+    def _graphed_eval(self, key: tuple, tokens: torch.Tensor, hidden: torch.Tensor, arch):
+        host = self.arch_tensors(arch, device="cpu")
+        host = ArchTensors(*(t.pin_memory() for t in host))
+        entry = self._eval_graphs.get(key)
+        if entry is None:
+            entry = self._eval_graphs[key] = _EvalGraph(self, tokens, hidden, self.arch_tensors(host))
+        entry.tokens.copy_(tokens, non_blocking=True)
+        entry.hidden.copy_(hidden, non_blocking=True)
+        entry.arch.copy_(host)
+        entry.graph.replay()
+        return entry.logits.clone(), entry.h.clone()
 
     def _cell_runner(self, arch):
         at = self.arch_tensors(arch)
@@ -236,6 +264,27 @@ class StaticRNNCellSupernet(_CellLM):
                                    self.max_hidden_norm, node_mask)
 
         return cell
+
+
+MAX_EVAL_GRAPHS = 4   # eval input shapes captured (reward batch, validation windows, a short last window)
+
+
+class _EvalGraph:
+    """One captured no-grad eval forward of the static supernet: static inputs, graph, static outputs."""
+
+    def __init__(self, model: StaticRNNCellSupernet, tokens: torch.Tensor, hidden: torch.Tensor, arch: ArchTensors):
+        self.tokens, self.hidden = tokens.clone(), hidden.clone()
+        self.arch = ArchTensors(*(t.clone() for t in arch))
+        forward = super(StaticRNNCellSupernet, model).forward
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: cuBLAS handles, a compiled cell, autocast casts
+            forward(self.tokens, self.hidden, self.arch)
+        torch.cuda.current_stream().wait_stream(side)
+        torch.clear_autocast_cache()   # casts made before the capture must not be read by the graph
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits, self.h = forward(self.tokens, self.hidden, self.arch)
 
 
 def _edges_to_eager_names(module: StaticRNNCellSupernet, state_dict: dict, prefix: str, local_metadata) -> None:
