@@ -10,7 +10,7 @@ RUN_DIR ?= runs/make-run
 TORCH_CPU ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: help venv run test test-fast bench tensorboard clean
+.PHONY: help venv run test test-fast bench gpu-check tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test-fast: $(STAMP)  ## the unit tests only (no end-to-end runs)
 bench: $(STAMP)  ## speed benchmarks -> experiments/bench/*.md (not tests; minutes)
 	$(BIN)/python -m experiments.bench.bench_rnn_cell --out experiments/bench/rnn_cell.md
 	$(BIN)/python -m experiments.bench.bench_cnn --out experiments/bench/cnn.md
+
+gpu-check:  ## one CUDA GPU: cuda tests, benchmarks, 2-min PTB + CIFAR-10 searches -> gpu_check/gpu_check.md (< 8 min)
+	bash experiments/gpu_check.sh gpu_check
 
 tensorboard: $(STAMP)  ## TensorBoard over every run under runs/
 	$(BIN)/tensorboard --logdir runs

@@ -15,3 +15,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def device_line(device) -> str:
+    """'device cpu', or 'device cuda (<GPU name>, CUDA <version>)' for a result table's header."""
+    import torch
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"device {device}"
+    return f"device cuda ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
