@@ -105,7 +105,14 @@ class GraphedStep:
         entry = _Static(batch, state, self.model.arch_tensors(host, device=device))
         self.entries[key] = entry
         if self._use_graphs(batch):
-            self._capture(entry)
+            try:
+                self._capture(entry)
+            except RuntimeError as e:  # CUDA errors are RuntimeErrors too
+                # the search goes on without a graph for this shape (slower, same results); say why
+                entry.graph = None
+                torch.cuda.synchronize()
+                log.warning("could not capture the omega step as a CUDA graph (%s: %s); it runs uncaptured",
+                            type(e).__name__, str(e).strip().splitlines()[0] if str(e).strip() else "")
         return entry
 
     def _capture(self, entry: _Static) -> None:

@@ -109,3 +109,35 @@ def test_a_search_with_the_gpu_preset_runs_on_cpu(tmp_path):
         memory_format=torch.channels_last)
     summary = loop.run()
     assert summary["epoch"] == 1 and np.isfinite(summary["valid_loss"]) and loop.global_step == 2
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", CNN_CASES, ids=[c[0] for c in CNN_CASES])
+def test_cnn_gpu_options_on_cuda_match_the_default(case):
+    """channels_last + cudnn.benchmark: rounding only (1e-4); + TF32: ~1e-3; + bf16: the CPU tolerances."""
+    name, structure, sizes = case
+    space = SPACES[name](**structure)
+    arch = uniform_architecture(space.name, space.decisions(), np.random.default_rng(0))
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(16, 3, 16, 16, generator=g).cuda(), torch.randint(0, 5, (16,), generator=g).cuda())
+    results = {}
+    try:
+        for label, amp, nhwc, bench, tf32 in (("default", None, False, False, False), ("nhwc", None, True, True, False),
+                                              ("tf32", None, True, True, True), ("bf16", torch.bfloat16, True, True, True)):
+            torch.backends.cudnn.benchmark = bench
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+            torch.manual_seed(0)
+            model = space.build_supernet(**DATA, **sizes).cuda().train()
+            if nhwc:
+                model = model.to(memory_format=torch.channels_last)
+            loss, _ = cnn_task(amp, nhwc).loss(model, batch, None, arch)
+            loss.backward()
+            results[label] = (loss.item(), grads_of(model))
+    finally:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = True   # torch's defaults
+    base_loss, base_grad = results["default"]
+    assert abs(results["nhwc"][0] - base_loss) < 1e-4 and cosine(results["nhwc"][1], base_grad) > 0.9999
+    assert abs(results["tf32"][0] - base_loss) < 1e-2 * base_loss and cosine(results["tf32"][1], base_grad) > 0.99
+    assert abs(results["bf16"][0] - base_loss) < 0.02 * base_loss and cosine(results["bf16"][1], base_grad) > 0.9

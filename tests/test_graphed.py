@@ -15,7 +15,7 @@ from enas.graphed import MAX_GRAPHS, GraphedStep
 from enas.masked_sgd import MaskedSGD
 from enas.optim import set_lr
 from enas.spaces import build_space
-from enas.tasks import LanguageModel
+from enas.tasks import LanguageModel, autocast
 from enas.training import StepRunner
 from tests.helpers import compose_config
 from tests.test_rnn_cell_static import random_archs
@@ -142,7 +142,7 @@ def test_captured_eval_forward_equals_eager(amp):
     tol = 1e-5 if amp is None else 2e-2
     model.capture_eval(True)
     for arch in random_archs(space, 4, seed=3):
-        with torch.no_grad(), torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        with torch.no_grad(), autocast(torch.device("cuda"), amp):
             graphs, model._eval_graphs = model._eval_graphs, None   # the eager forward, for reference
             want, h_want = model(tokens, h0, arch)
             model._eval_graphs = graphs

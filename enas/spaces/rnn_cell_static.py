@@ -48,12 +48,15 @@ updates only those rows: the others stay bit-identical.
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from enas.spaces.rnn_cell import ACTIVATIONS, CellPlan, _CellLM, edge_name, supernet_plan
+
+log = logging.getLogger(__name__)
 
 # The order of the candidate activations stacked in `select_highway`; index = ACTIVATIONS index.
 assert ACTIVATIONS == ("tanh", "relu", "identity", "sigmoid")
@@ -243,7 +246,14 @@ class StaticRNNCellSupernet(_CellLM):
         host = ArchTensors(*(t.pin_memory() for t in host))
         entry = self._eval_graphs.get(key)
         if entry is None:
-            entry = self._eval_graphs[key] = _EvalGraph(self, tokens, hidden, self.arch_tensors(host))
+            try:
+                entry = self._eval_graphs[key] = _EvalGraph(self, tokens, hidden, self.arch_tensors(host))
+            except RuntimeError as e:  # eval forwards go on without graphs (slower, same results)
+                self._eval_graphs = None
+                torch.cuda.synchronize()
+                log.warning("could not capture the eval forward as a CUDA graph (%s); eval forwards run uncaptured",
+                            str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+                return super().forward(tokens, hidden, arch)
         entry.tokens.copy_(tokens, non_blocking=True)
         entry.hidden.copy_(hidden, non_blocking=True)
         entry.arch.copy_(host)

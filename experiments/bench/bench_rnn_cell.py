@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--no-compile", action="store_true", help="CUDA: leave out the torch.compile row")
     parser.add_argument("--no-controller", action="store_true", help="leave out the controller timings")
+    parser.add_argument("--rows", default=None, help="comma-separated row names to run (default: all)")
+    parser.add_argument("--no-eval", action="store_true", help="CUDA: leave out the reward-forward timings")
     args = parser.parse_args(argv)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -479,6 +481,12 @@ def main(argv: list[str] | None = None) -> str:
     timers = list(TIMERS)
     if device.type == "cuda":
         timers += [(n, b) for n, b in CUDA_TIMERS if not (args.no_compile and "compile" in n)]
+    if args.rows:
+        wanted = args.rows.split(",")
+        unknown = sorted(set(wanted) - {n for n, _ in timers})
+        if unknown:
+            raise SystemExit(f"--rows: unknown row(s) {unknown}; known: {[n for n, _ in timers]}")
+        timers = [(n, b) for n, b in timers if n in wanted]
 
     load_before = os.getloadavg()
     results, controller = [], []
@@ -491,7 +499,7 @@ def main(argv: list[str] | None = None) -> str:
             raise RuntimeError(f"{size.name}: the reference or the static supernet disagrees with the supernet "
                                f"(max diff {diff:.3g}, {static_diff:.3g})")
         rows, setup_s, failed = time_rows(setup, repeats, warmup, timers)
-        evals = time_eval(setup, repeats) if device.type == "cuda" else None
+        evals = time_eval(setup, repeats) if device.type == "cuda" and not args.no_eval else None
         results.append({"size": size, "arch": setup.arch, "diff": diff, "static_diff": static_diff, "rows": rows,
                         "setup_s": setup_s, "failed": failed, "eval": evals})
         del setup  # free the supernet before the next size
@@ -499,7 +507,7 @@ def main(argv: list[str] | None = None) -> str:
             torch.cuda.empty_cache()
         if not args.no_controller:
             ask, tell = time_controller(size, max(repeats, 5))
-            supernet_step = dict(rows)["supernet"]
+            supernet_step = dict(rows).get("supernet", rows[0][1])
             controller.append((size, ask, tell, *controller_share(size, supernet_step, ask, tell)))
     report = render(results, repeats, device, load_before, controller)
     print(report, end="")
