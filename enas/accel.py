@@ -10,6 +10,7 @@
 | sync_free         | search omega steps read nothing back per step (training.py)    | same weights; a NaN storm stops at the next log/checkpoint point |
 | cuda_graphs       | static_graph on CUDA: the whole omega step (forward, backward, | equal up to rounding; dropout masks differ (same distribution) |
 |                   | clip, update) captured once and replayed; reward forwards too  |                              |
+|                   | (one-architecture steps; fair_sampling groups run uncaptured)  |                              |
 | compile           | static_graph: torch.compile the cell's timestep (fuses it)     | equal up to rounding         |
 | eval_batch_size   | overrides data.eval_batch_size: the validation batch of rewards | different estimator: more tokens per reward |
 | strategy_device   | cpu: the controller samples on the CPU while the GPU trains    | different random stream (same distribution) |

@@ -193,7 +193,7 @@ def stage_bench(stage: Stage, budget: float, work: Path, module: str, args: list
 EPOCH_LINE = re.compile(r"== epoch (\d+)/\d+ done \(step (\d+)\)(.*?)\| ([\d.]+)s \(omega ([\d.]+)s, theta ([\d.]+)s, "
                         r"epoch end ([\d.]+)s\)")
 STEP_LINE = re.compile(r"step (\d+)/(\d+) loss ([\d.]+).*\| ([\d.]+) steps/s")
-VALID = re.compile(r"valid (\w+) of the epoch's best ([\d.eE+-]+)")
+VALID = re.compile(r"valid (\w+) ([\d.eE+-]+)%? of the epoch's best")   # enas.tasks.format_metric
 TIMESTAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\]")
 
 

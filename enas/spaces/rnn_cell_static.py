@@ -85,8 +85,18 @@ class ArchTensors(NamedTuple):
         """The same tensors on `device` (through pinned memory without a host sync on CUDA)."""
         device = torch.device(device)
         if device.type == "cuda":
-            return ArchTensors(*(t.pin_memory().to(device, non_blocking=True) for t in self))
+            return ArchTensors(*((t.pin_memory() if t.device.type == "cpu" else t).to(device, non_blocking=True)
+                                 for t in self))
         return ArchTensors(*(t.to(device) for t in self))
+
+    def is_on(self, device: torch.device) -> bool:
+        """Whether the tensors are on `device` ('cuda' matches 'cuda:<current index>')."""
+        here, device = self.acts.device, torch.device(device)
+        if here.type != device.type:
+            return False
+        if device.type == "cuda" and device.index is None:
+            return here.index == torch.cuda.current_device()
+        return device.index is None or here.index == device.index
 
     def copy_(self, other: "ArchTensors") -> "ArchTensors":
         """Overwrite these tensors in place (static buffers of a captured graph) with `other`'s values."""
@@ -224,7 +234,7 @@ class StaticRNNCellSupernet(_CellLM):
         """`arch` (Architecture or ArchTensors) as index tensors on `device` (default: the model's)."""
         device = torch.device(device) if device is not None else self.w_h.device
         if isinstance(arch, ArchTensors):
-            return arch if arch.acts.device == device else arch.to(device)
+            return arch if arch.is_on(device) else arch.to(device)
         return arch_tensors(supernet_plan(self.space, arch), device)
 
     def capture_eval(self, enabled: bool = True) -> None:
