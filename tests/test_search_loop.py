@@ -113,6 +113,17 @@ def test_sync_free_steps_keep_the_nonfinite_policy(tmp_path):
         assert torch.equal(value, runs["sync_free"].supernet.state_dict()[name]), name
 
 
+def test_sync_free_fair_groups_equal_the_default_step(tmp_path):
+    """FairNAS groups (one update on the mean loss of k architectures) through step_mean_nosync."""
+    loops = {}
+    for mode in ("default", "sync_free"):
+        cfg = smoke_config("search.epochs=1", "search.fair_sampling=true", f"accel.sync_free={mode == 'sync_free'}")
+        loops[mode] = run_loop(cfg, tmp_path / mode, 4)
+    assert loops["sync_free"].stepper.sync_free and loops["sync_free"].stepper.nonfinite_total == 0
+    for name, value in loops["default"].supernet.state_dict().items():
+        assert torch.equal(value, loops["sync_free"].supernet.state_dict()[name]), name
+
+
 def test_static_graph_search_follows_the_eager_search(tmp_path):
     """accel.static_graph: same seed, same initial weights, same architectures, same weights after
     6 omega steps with momentum and weight decay (up to float rounding); unused rows untouched."""
