@@ -335,7 +335,7 @@ def _fast_supernet(supernet, accel, device) -> bool:
     if accel.compile:
         supernet.compile_cell(dynamic=False)
     if accel.cuda_graphs:
-        supernet.capture_eval(True)           # reward and validation forwards replayed from graphs
+        supernet.capture_eval_graphs(True)           # reward and validation forwards replayed from graphs
     return accel.cuda_graphs
 
 

@@ -140,7 +140,7 @@ def test_captured_eval_forward_equals_eager(amp):
     tokens = torch.randint(0, V, (7, 5), device="cuda")
     h0 = torch.randn(5, H, device="cuda") * 0.3
     tol = 1e-5 if amp is None else 2e-2
-    model.capture_eval(True)
+    model.capture_eval_graphs(True)
     for arch in random_archs(space, 4, seed=3):
         with torch.no_grad(), autocast(torch.device("cuda"), amp):
             graphs, model._eval_graphs = model._eval_graphs, None   # the eager forward, for reference

@@ -237,7 +237,7 @@ class StaticRNNCellSupernet(_CellLM):
             return arch if arch.is_on(device) else arch.to(device)
         return arch_tensors(supernet_plan(self.space, arch), device)
 
-    def capture_eval(self, enabled: bool = True) -> None:
+    def capture_eval_graphs(self, enabled: bool = True) -> None:
         """On CUDA, replay no-grad eval forwards (rewards, validation) from CUDA graphs captured once
         per input shape and autocast dtype (at most MAX_EVAL_GRAPHS; other shapes run eagerly)."""
         self._eval_graphs = {} if enabled else None
@@ -248,10 +248,10 @@ class StaticRNNCellSupernet(_CellLM):
         if graphs is not None and tokens.is_cuda and not self.training and not torch.is_grad_enabled():
             key = (tuple(tokens.shape), tuple(hidden.shape), hidden.dtype, _autocast_dtype("cuda"))
             if key in graphs or len(graphs) < MAX_EVAL_GRAPHS:
-                return self._graphed_eval(key, tokens, hidden, arch)
+                return self._replay_eval_graph(key, tokens, hidden, arch)
         return super().forward(tokens, hidden, arch)
 
-    def _graphed_eval(self, key: tuple, tokens: torch.Tensor, hidden: torch.Tensor, arch):
+    def _replay_eval_graph(self, key: tuple, tokens: torch.Tensor, hidden: torch.Tensor, arch):
         host = self.arch_tensors(arch, device="cpu")
         host = ArchTensors(*(t.pin_memory() for t in host))
         entry = self._eval_graphs.get(key)

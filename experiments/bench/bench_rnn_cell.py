@@ -371,7 +371,7 @@ def time_eval(setup: Setup, repeats: int) -> list[tuple[str, float]]:
     """CUDA: median ms of one no-grad eval forward (a reward): eager supernet vs captured static graph."""
     h0 = torch.zeros(setup.size.batch, setup.size.hidden, device=setup.device)
     static = static_copy(setup).eval()
-    static.capture_eval(True)
+    static.capture_eval_graphs(True)
     eager = setup.supernet.eval()
     rows = [("supernet (eager)", eager, None), ("supernet (eager) bf16", eager, torch.bfloat16),
             ("static + captured eval graph", static, None), ("static + captured eval graph bf16", static, torch.bfloat16)]
