@@ -88,14 +88,20 @@ def run_search(config: dict, run_dir: str, overrides: list[str] | tuple = (), hi
         return _search(config, run_dir, overrides, hints, user_space, user_data, dist, device)
 
 
+def check_resume(checkpoint: str, resume: bool) -> None:
+    """A new run never overwrites a checkpoint; `resume=true` needs one."""
+    if checkpoint_exists(checkpoint) and not resume:
+        raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
+    if resume and not checkpoint_exists(checkpoint):
+        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
+
+
 def _search(config: dict, run_dir: str, overrides, hints: bool, user_space, user_data, dist, device) -> dict:
     device, threads = start_process(config, device)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
     main = dist.is_main                   # the one process that reads and writes the run dir
-    if main and checkpoint_exists(checkpoint) and not config["resume"]:
-        raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if main and config["resume"] and not checkpoint_exists(checkpoint):
-        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
+    if main:
+        check_resume(checkpoint, config["resume"])
     with run_log(os.path.join(run_dir, "search.log")) if main else contextlib.nullcontext():
         writer = open_writer(run_dir) if main else None
         loop = build_search(config, run_dir, device, writer, user_space=user_space, user_data=user_data, dist=dist)
@@ -218,10 +224,8 @@ def _train(cfg: dict, run_dir: str, user_space, user_data, dist, device) -> dict
     device, threads = start_process(cfg, device)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
     main = dist.is_main                   # the one process that reads and writes the run dir
-    if main and checkpoint_exists(checkpoint) and not cfg["resume"]:
-        raise UserError(f"{checkpoint} exists: continue it with resume=true, or choose another hydra.run.dir")
-    if main and cfg["resume"] and not checkpoint_exists(checkpoint):
-        raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
+    if main:
+        check_resume(checkpoint, cfg["resume"])
     eta = Eta(1)
     with run_log(os.path.join(run_dir, "train.log")) if main else contextlib.nullcontext():
         warn_if_other_data(arch_path, arch_data, cfg["data"])
