@@ -213,12 +213,12 @@ class ImageClassification:
     metric = "acc"
     higher_is_better = True
     train_rows: slice | None = None        # this rank's rows of each training batch (shard_train)
+    channels_last: bool = False            # hand the model NHWC images (accel.channels_last)
+    amp_dtype: torch.dtype | None = None   # autocast dtype of the forward passes (accel.amp)
 
     def __init__(self, train, valid, test, num_classes: int, seed: int = 0):
         self.splits = {"train": train, "valid": valid, "test": test}
         self.num_classes = num_classes
-        self.amp_dtype: torch.dtype | None = None   # autocast dtype of the forward passes (accel.amp)
-        self.channels_last = False                  # hand the model NHWC images (accel.channels_last)
         self.seed = seed
         first = train.x
         self.in_channels, self.image_size = int(first.shape[1]), int(first.shape[-1])

@@ -67,8 +67,8 @@ def test_divergence_is_warned_after_windows_far_above_uniform(caplog):
 
 
 @pytest.mark.slow
-def test_command_line_errors_are_one_line_and_leave_no_run_dir(tmp_path):
-    os.chdir(tmp_path)
+def test_command_line_errors_are_one_line_and_leave_no_run_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                          # restored after the test (Ray workers import from cwd)
     line = one_error_line(run_script("enas-rank-check", check=False))
     assert line == "error: missing value for run_dir (give it on the command line: run_dir=runs/search/<...>)"
     line = one_error_line(run_script("enas-derive", f"run_dir={tmp_path / 'mistyped'}", check=False))
