@@ -134,7 +134,8 @@ def _compose(config_name: str, groups: list[str], sections: dict) -> dict:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue
 
-    from enas.cli.common import CONFIG_DIR, plain
+    from enas.hydra_config import CONFIG_DIR, plain, register
+    register()          # the typed bases the YAML files name (as the command lines do)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=groups)
     _open_free_maps(cfg, sections)

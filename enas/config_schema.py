@@ -1,7 +1,7 @@
 """Typed configs: the schema every command's composed config is checked against.
 
 Hydra composes the YAML files of conf/ on top of these dataclasses (Hydra structured configs,
-put in Hydra's ConfigStore by enas/cli/schema.py), so a value of the wrong type fails while the
+put in Hydra's ConfigStore by enas/hydra_config.py), so a value of the wrong type fails while the
 config is composed, before anything runs, naming its key: `search.epochs=abc` -> search.epochs
 expects int. Defaults stay in the YAML files: every field here is `MISSING` (`???`), but for the
 search sections a preset brings to enas-derive and enas-rank-check (None: absent).
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 # OmegaConf's mark of a value still to be given (omegaconf.MISSING); the library imports no
-# config library (tests/test_layers.py), Hydra's side is in enas/cli/schema.py.
+# config library (tests/test_layers.py), Hydra's side is in enas/hydra_config.py.
 MISSING = "???"
 
 

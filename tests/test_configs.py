@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from enas.cli.common import CONFIG_DIR
-from enas.cli.schema import describe_error
+from enas.hydra_config import describe_error
 from tests.helpers import compose_config
 
 GROUPS = ["data", "space", "strategy", "evaluator", "trainer"]

@@ -22,33 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from enas.arch import ArchitectureError
-from enas.cli import schema
+from enas import hydra_config as schema
+from enas.hydra_config import CONFIG_DIR, CONFIG_PACKAGE, CONFIG_PATH, config_dir, plain  # noqa: F401
 from enas.utils import UserError
 
 log = logging.getLogger(__name__)
 
-# The Hydra config tree ships inside the package: conf/ installs as enas.conf (setup.cfg), and
-# Hydra reads it through the package (pkg://), wherever enas is installed.
-CONFIG_PACKAGE = "enas.conf"
-CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
-
-
-def config_dir() -> str:
-    """The folder of the installed config tree (for tools and tests that want a path)."""
-    return str(importlib.resources.files(CONFIG_PACKAGE))
-
-
-CONFIG_DIR = config_dir()
 schema.register()   # the typed bases (enas/config_schema.py) the YAML files name in their defaults
-
-
-def plain(node) -> dict:
-    """A config node as a plain dict (resolved)."""
-    if node is None:
-        return {}
-    if isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-    return dict(node)
 
 
 def fail(message: str) -> None:

@@ -5,6 +5,7 @@ files name in their defaults, and the one line a config that does not compose is
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import typing
 
 from hydra.core.config_store import ConfigStore
@@ -12,6 +13,28 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from enas.config_schema import GROUPS, OPEN_SECTIONS, PRIMARY
+
+# The Hydra config tree ships inside the package: conf/ installs as enas.conf (setup.cfg), and
+# Hydra reads it through the package (pkg://), wherever enas is installed.
+CONFIG_PACKAGE = "enas.conf"
+CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
+
+
+def config_dir() -> str:
+    """The folder of the installed config tree (for tools and tests that want a path)."""
+    return str(importlib.resources.files(CONFIG_PACKAGE))
+
+
+CONFIG_DIR = config_dir()
+
+
+def plain(node) -> dict:
+    """A config node as a plain dict (resolved)."""
+    if node is None:
+        return {}
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    return dict(node)
 
 
 def schema_node(cls) -> DictConfig:
