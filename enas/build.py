@@ -287,10 +287,10 @@ def run_child(job: dict) -> dict:
     optimizer = build_optimizer(model.parameters(), trainer_cfg["optim"])
     trainer = Trainer(task, model, optimizer, train_settings(trainer_cfg), run_dir=None, prefix="child")
     trainer.run()
-    # The last epoch's validation is task.evaluate(model, "valid", None, valid_batches) of the final model.
+    # The last epoch's validation is trainer.evaluate("valid", valid_batches) of the final model.
     last = trainer.history[-1] if trainer.history else None
     if last is None:
-        metrics = task.evaluate(model, "valid", None, trainer_cfg.get("valid_batches"))
+        metrics = trainer.evaluate("valid", trainer_cfg.get("valid_batches"))
     else:
         metrics = {k[len("valid_"):]: v for k, v in last.items() if k.startswith("valid_")}
     return {"reward": float(task.score(metrics)), "metrics": metrics, "seconds": time.time() - t0,

@@ -25,7 +25,7 @@ from enas.logs import Eta
 from enas.rng import global_rng_state, restore_global_rng_state
 from enas.tasks import format_metric
 from enas.tb import log_scalars
-from enas.training import DivergenceWatch, StepRunner
+from enas.training import DivergenceWatch, StepRunner, eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Trainer:
         summary = {"epoch": self.epoch + 1, "train_loss": total / max(count, 1), "lr": lr,
                    "seconds": time.time() - t0}
         self.dist.average_buffers(self.model)   # BatchNorm running statistics of every shard
-        valid = self.task.evaluate(self.model, "valid", None, self.s.valid_batches)
+        valid = self.evaluate("valid", self.s.valid_batches)
         summary.update({f"valid_{k}": v for k, v in valid.items()})
         log_scalars(self.writer, self.prefix, {k: v for k, v in summary.items() if k != "epoch"}, self.global_step)
         if self.best_valid is None or self._better(valid, self.best_valid):
@@ -138,9 +138,14 @@ class Trainer:
         m = self.task.metric
         return a[m] > b[m] if self.task.higher_is_better else a[m] < b[m]
 
+    def evaluate(self, split: str, max_batches: int | None = None) -> dict:
+        """Metrics of the network on `split` in eval mode (no dropout, BatchNorm's running statistics)."""
+        with eval_mode(self.model):
+            return self.task.evaluate(self.model, split, None, max_batches)
+
     def test(self) -> dict:
         """Metrics on the test split (only final training reports these)."""
-        metrics = self.task.evaluate(self.model, "test", None, None)
+        metrics = self.evaluate("test")
         log_scalars(self.writer, self.prefix, {f"test_{k}": v for k, v in metrics.items()}, self.global_step)
         return metrics
 

@@ -245,7 +245,7 @@ def _train(cfg: dict, run_dir: str, user_space, user_data, dist, device) -> dict
             log.info(f"train: {space.name} {space.describe(arch)[:120]}")
             log.info(f"{params:,} parameters, device {device}, {threads} CPU threads, run dir {run_dir}")
             trainer.run()
-            valid = _timed("valid", lambda: trainer.task.evaluate(trainer.model, "valid", None, None), trainer.task)
+            valid = _timed("valid", lambda: trainer.evaluate("valid"), trainer.task)
             test = _timed("test", trainer.test, trainer.task)
         finally:
             if writer is not None:

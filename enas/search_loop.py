@@ -50,7 +50,7 @@ from enas.optim import scheduled_lr, set_lr
 from enas.rng import global_rng_state, restore_global_rng_state
 from enas.tasks import format_metric
 from enas.tb import log_arch_image, log_scalars
-from enas.training import DivergenceWatch, StepRunner
+from enas.training import DivergenceWatch, StepRunner, eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,8 @@ class SearchLoop:
                 self.writer.add_histogram("search/rewards", torch.tensor(rewards), step)
             self._log_arch_stats(self.epoch_archs, step)
             if self.supernet is not None:
-                metrics = self.task.evaluate(self.supernet, "valid", best_arch, self.s.valid_batches)
+                with eval_mode(self.supernet):      # as the rewards: no dropout
+                    metrics = self.task.evaluate(self.supernet, "valid", best_arch, self.s.valid_batches)
                 summary.update({f"valid_{k}": v for k, v in metrics.items()})
                 log_scalars(self.writer, "supernet", {f"valid_{k}": v for k, v in metrics.items()}, step)
             summary["best_arch"] = self.space.describe(best_arch)

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -43,6 +44,18 @@ from enas.distributed import SINGLE, Dist
 from enas.utils import UserError, state_is_finite
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Evaluate `module` as a trained network: no dropout, no drop-path, BatchNorm on its running
+    statistics (and not updating them); its previous train/eval mode is restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class NonFiniteLossError(UserError):

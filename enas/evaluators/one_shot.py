@@ -6,6 +6,7 @@ from typing import Sequence
 
 from enas.arch import Architecture
 from enas.evaluators.base import Evaluator
+from enas.training import eval_mode
 
 
 class OneShot(Evaluator):
@@ -46,11 +47,8 @@ class OneShot(Evaluator):
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[float]:
         """One reward per architecture (supernet in eval mode: no dropout)."""
-        was_training = self.supernet.training
-        self.supernet.eval()
-        rewards = [self._reward(arch) for arch in archs]
-        self.supernet.train(was_training)
-        return rewards
+        with eval_mode(self.supernet):
+            return [self._reward(arch) for arch in archs]
 
     def _reward(self, arch: Architecture) -> float:
         if self.fresh_state or self.state is None:
