@@ -116,9 +116,12 @@ def _build_image_task(data: dict, device, seed: int, batch_size, cutout):
     from enas.data.images import ImageBatches, channel_stats, load_images, split_train_valid
     from enas.tasks import ImageClassification
     ds = load_images(data["name"], data.get("path"), data.get("limit_per_class"))
-    train_x, train_y, valid_x, valid_y = split_train_valid(ds, data["num_valid"], seed)
-    train_x, train_y = _subset(train_x, train_y, data.get("train_limit"), seed)
-    test_x, test_y = _subset(ds.test_x, ds.test_y, data.get("test_limit"), seed)
+    # data.split_seed fixes which images are held out and kept whatever the run's seed (which
+    # still seeds the shuffle and augmentation): trainings with several seeds then see the same data.
+    split_seed = seed if data.get("split_seed") is None else int(data["split_seed"])
+    train_x, train_y, valid_x, valid_y = split_train_valid(ds, data["num_valid"], split_seed)
+    train_x, train_y = _subset(train_x, train_y, data.get("train_limit"), split_seed)
+    test_x, test_y = _subset(ds.test_x, ds.test_y, data.get("test_limit"), split_seed)
     mean, std = channel_stats(train_x)
     augment = dict(data.get("augment") or {})
     if cutout is not None:

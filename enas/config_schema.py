@@ -101,6 +101,7 @@ class ImageData:
     train_limit: Optional[int] = MISSING
     test_limit: Optional[int] = MISSING
     limit_per_class: Optional[int] = MISSING
+    split_seed: Optional[int] = MISSING
     augment: Augment = _section(Augment)
 
 

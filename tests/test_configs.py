@@ -130,6 +130,7 @@ def test_every_group_option_is_typed(group):
     ("compare", ["strategies=random"], "strategies=random: expected list of str"),
     ("derive", ["run_dir=x", "num_samples=many"], "num_samples=many: expected int or null"),
     ("rank_check", ["run_dir=x", "standalone.epochs=abc"], "standalone.epochs=abc: expected int"),
+    ("search", ["data=digits", "data.split_seed=x"], "data.split_seed=x: expected int or null"),
 ])
 def test_bad_types_are_named_with_the_expected_type(config_name, overrides, error):
     with pytest.raises(Exception) as info:
