@@ -12,6 +12,7 @@ functions here; so do worker processes, which get a plain picklable job (`run_ch
     cfg["search"] / cfg["trainer"]    -> search_settings / train_settings, build_optimizer
     whole search config               -> build_search      -> SearchLoop
     search config + arch.json         -> build_training    -> (space, arch, Trainer)
+    config + nested changes           -> with_changes      (the harness's ground_truth.overrides)
 
 User code (`space=custom space.target=pkg.mod:Net`, `data=custom data.target=pkg.mod:make`) is
 built by enas/user_code.py (part of this layer): see there.
@@ -72,6 +73,32 @@ def clamp_batches(setting: str, value: int | None, available: int) -> int | None
     return value
 
 
+def with_changes(config: dict, changes: dict | None) -> dict:
+    """A copy of `config` with the nested values of `changes` put in (dicts merged key by key,
+    other values replaced); `config` itself is left as it was."""
+    out = json.loads(json.dumps(config))           # a deep copy of plain values
+    for key, value in (changes or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = with_changes(out[key], value)
+        else:
+            out[key] = json.loads(json.dumps(value))
+    return out
+
+
+def recipe_description(config: dict) -> str:
+    """One line naming the training recipe of an enas-train config (data, sizes, epochs)."""
+    data, trainer = config["data"], config["trainer"]
+    sizes = {**(config["space"].get("sizes") or {}), **(trainer.get("sizes") or {})}
+    size_text = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    limit = f", {data['train_limit']} training images" if data.get("train_limit") else ""
+    limit += f", {data['test_limit']} test images" if data.get("test_limit") else ""
+    limit += f", data split seed {data['split_seed']}" if data.get("split_seed") is not None else ""
+    steps = f" x {trainer['steps_per_epoch']} steps" if trainer.get("steps_per_epoch") else ""
+    optim = trainer["optim"]
+    return (f"{config['space']['name']} on {data['name']}{limit}; {trainer['epochs']} epochs{steps}, batch "
+            f"{trainer.get('batch_size')}, lr {optim['lr']} ({optim.get('schedule')}); {size_text}")
+
+
 # --- data -----------------------------------------------------------------------------------------
 def build_task(data: dict, device, seed: int, batch_size: int | None = None, cutout: int | None = None,
                user_data=None):
@@ -116,9 +143,12 @@ def _build_image_task(data: dict, device, seed: int, batch_size, cutout):
     from enas.data.images import ImageBatches, channel_stats, load_images, split_train_valid
     from enas.tasks import ImageClassification
     ds = load_images(data["name"], data.get("path"), data.get("limit_per_class"))
-    train_x, train_y, valid_x, valid_y = split_train_valid(ds, data["num_valid"], seed)
-    train_x, train_y = _subset(train_x, train_y, data.get("train_limit"), seed)
-    test_x, test_y = _subset(ds.test_x, ds.test_y, data.get("test_limit"), seed)
+    # data.split_seed fixes which images are held out and kept whatever the run's seed (which
+    # still seeds the shuffle and augmentation): trainings with several seeds then see the same data.
+    split_seed = seed if data.get("split_seed") is None else int(data["split_seed"])
+    train_x, train_y, valid_x, valid_y = split_train_valid(ds, data["num_valid"], split_seed)
+    train_x, train_y = _subset(train_x, train_y, data.get("train_limit"), split_seed)
+    test_x, test_y = _subset(ds.test_x, ds.test_y, data.get("test_limit"), split_seed)
     mean, std = channel_stats(train_x)
     augment = dict(data.get("augment") or {})
     if cutout is not None:

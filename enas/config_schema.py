@@ -7,8 +7,9 @@ expects int. Defaults stay in the YAML files: every field here is `MISSING` (`??
 search sections a preset brings to enas-derive and enas-rank-check (None: absent).
 
 - Primary configs name their schema first in their defaults list (`search_schema`, ...);
-  train.yaml and compare.yaml compose search.yaml and then name `train_schema` /
-  `compare_schema`, which extend the search schema by their own keys.
+  train.yaml, compare.yaml and beats_random.yaml compose search.yaml and then name
+  `train_schema` / `compare_schema` / `beats_random_schema`, which extend the search schema by
+  their own keys.
 - Groups whose options share one shape (space, controller, trainer) are typed by the primary
   schema. Groups whose options differ (data, strategy, evaluator) are `Any` there, and each
   option's YAML names its own schema: `- /schema/<group>/<name>@_here_` in its defaults.
@@ -54,7 +55,7 @@ class Optim:
 
 @dataclass
 class StandaloneKnobs:
-    """Low-fidelity training of standalone children (evaluator options, rank_check.standalone)."""
+    """Low-fidelity training of standalone children (the standalone/inherit evaluators' options)."""
     epochs: int = MISSING
     steps_per_epoch: Optional[int] = MISSING
     train_limit: Optional[int] = MISSING
@@ -101,6 +102,7 @@ class ImageData:
     train_limit: Optional[int] = MISSING
     test_limit: Optional[int] = MISSING
     limit_per_class: Optional[int] = MISSING
+    split_seed: Optional[int] = MISSING
     augment: Augment = _section(Augment)
 
 
@@ -364,6 +366,35 @@ class DeriveConfig(ReadsASearch):
 
 
 @dataclass
+class OneShotScoring:
+    """rank_check.one_shot: how the supernet scores each architecture."""
+    valid_images: Optional[int] = MISSING
+    valid_batches: Optional[int] = MISSING
+    bn: str = MISSING
+    bn_batches: int = MISSING
+
+
+@dataclass
+class GroundTruth:
+    """rank_check.ground_truth: every architecture trained from scratch once per seed."""
+    seeds: List[int] = MISSING
+    average: int = MISSING
+    split: str = MISSING
+    overrides: List[str] = MISSING
+    workers: int = MISSING
+    engine: str = MISSING
+
+
+@dataclass
+class RankStats:
+    """rank_check.stats: the agreement figures and their bootstrap intervals."""
+    top_fraction: float = MISSING
+    bootstrap: int = MISSING
+    level: float = MISSING
+    noise_floor: float = MISSING
+
+
+@dataclass
 class RankCheckConfig(ReadsASearch):
     """conf/rank_check.yaml (enas-rank-check)."""
     run_dir: str = MISSING
@@ -371,8 +402,21 @@ class RankCheckConfig(ReadsASearch):
     threads: Any = MISSING
     num_archs: int = MISSING
     seed: int = MISSING
-    valid_batches: Optional[int] = MISSING
-    standalone: StandaloneKnobs = _section(StandaloneKnobs)
+    one_shot: OneShotScoring = _section(OneShotScoring)
+    ground_truth: GroundTruth = _section(GroundTruth)
+    stats: RankStats = _section(RankStats)
+
+
+@dataclass
+class BeatsRandomConfig(CompareConfig):
+    """conf/beats_random.yaml (enas-beats-random): enas-compare's keys plus the random pool's."""
+    num_random: int = MISSING
+    random_seed: int = MISSING
+    train_seeds: List[int] = MISSING
+    average: int = MISSING
+    split: str = MISSING
+    workers: int = MISSING
+    engine: str = MISSING
 
 
 @dataclass
@@ -391,7 +435,8 @@ class ExportConfig:
 
 
 PRIMARY = {"search_schema": SearchConfig, "train_schema": TrainConfig, "compare_schema": CompareConfig,
-           "derive_schema": DeriveConfig, "rank_check_schema": RankCheckConfig, "export_schema": ExportConfig}
+           "derive_schema": DeriveConfig, "rank_check_schema": RankCheckConfig, "export_schema": ExportConfig,
+           "beats_random_schema": BeatsRandomConfig}
 GROUPS = {"data": {"text": TextData, "image": ImageData, "custom": CustomData},
           "strategy": {"reinforce": ReinforceStrategy, "random": RandomStrategy, "evolution": EvolutionStrategy,
                        "grid": GridStrategy, "optuna": OptunaStrategy},

@@ -1,47 +1,141 @@
-"""Ranking helpers: Kendall's tau, ranking by recorded rewards, and the one-shot ranking check.
+"""Ranking statistics, the one-shot ranking check, and ranking by recorded rewards.
 
 The ranking check asks whether the shared weights rank architectures as training them does:
-K architectures drawn uniformly are scored with the one-shot supernet (on the fixed validation
-subset that `enas-derive` uses) and trained standalone with low-fidelity knobs; Kendall's tau
-between the two score lists is 1 for the same order, -1 for the reverse, about 0 for none.
+K architectures drawn uniformly are scored with the one-shot supernet on a fixed validation
+subset and trained from scratch (the ground truth) once per training seed. Three agreement
+figures compare two score lists, each with a bootstrap confidence interval:
+
+- Kendall's tau-b (scipy): 1 for the same order, -1 for the reverse, about 0 for none;
+- Spearman's rho (scipy): the correlation of the ranks;
+- top-k overlap: the share of the best `top_fraction` (20%) of one list that is also among the
+  best of the other (a random order gets about `top_fraction`).
+
+The tau between two trainings of the same architectures with different seeds is the *noise
+ceiling*: no scorer can agree with a noisy ground truth better than the ground truth agrees with
+itself. Below `NOISE_FLOOR` the ground truth cannot judge the supernet, and the report says so.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from typing import Sequence
+import warnings
+from itertools import combinations
+from typing import Callable, Sequence
+
+import numpy as np
 
 from enas.arch import Architecture
 
-log = logging.getLogger(__name__)
+#: The noise-ceiling tau below which a ground truth is too noisy to judge a ranking.
+NOISE_FLOOR = 0.6
 
 
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+# --- agreement statistics -------------------------------------------------------------------------
+def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    if len(a) != len(b):
+        raise ValueError(f"paired scores: lists of different lengths ({len(a)} and {len(b)})")
+    return np.asarray(a, dtype=float), np.asarray(b, dtype=float)
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-b between two paired score lists (ties counted as in tau-b).
+    """Kendall's tau-b of two paired score lists (scipy); nan when a list is constant or shorter than 2."""
+    a, b = _paired(a, b)
+    if len(a) < 2:
+        return math.nan
+    from scipy.stats import kendalltau
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # constant input: scipy warns and returns nan
+        return float(kendalltau(a, b).statistic)
 
-    tau_b = (concordant - discordant) / sqrt((n0 - ties_a) * (n0 - ties_b)), n0 = n(n-1)/2;
-    nan when either list is constant (no ranking to compare) or has fewer than 2 items.
-    O(n^2): the lists here hold tens of architectures.
+
+def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two paired score lists (scipy); nan when a list is constant."""
+    a, b = _paired(a, b)
+    if len(a) < 2:
+        return math.nan
+    from scipy.stats import spearmanr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(a, b).statistic)
+
+
+def top_k(num: int, fraction: float) -> int:
+    """How many items "the best `fraction`" of `num` items is (at least one)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"top fraction must be in (0, 1], got {fraction}")
+    return max(1, round(fraction * num))
+
+
+def top_k_overlap(a: Sequence[float], b: Sequence[float], fraction: float = 0.2) -> float:
+    """The share of the best `fraction` of items by `a` that are also among the best by `b`.
+
+    Higher scores are better; ties are broken by position (a stable sort), so the result is
+    repeatable. 1 for the same top set; a random order gets about `fraction` on average.
     """
-    if len(a) != len(b):
-        raise ValueError(f"kendall_tau: lists of different lengths ({len(a)} and {len(b)})")
-    n = len(a)
-    concordant_minus_discordant, ties_a, ties_b, pairs = 0, 0, 0, n * (n - 1) // 2
-    for i in range(n):
-        for j in range(i + 1, n):
-            sa, sb = _sign(a[i] - a[j]), _sign(b[i] - b[j])
-            ties_a += sa == 0
-            ties_b += sb == 0
-            concordant_minus_discordant += sa * sb
-    denominator = math.sqrt((pairs - ties_a) * (pairs - ties_b))
-    return concordant_minus_discordant / denominator if denominator else math.nan
+    a, b = _paired(a, b)
+    if len(a) == 0:
+        return math.nan
+    k = top_k(len(a), fraction)
+    best_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    best_b = set(np.argsort(-b, kind="stable")[:k].tolist())
+    return len(best_a & best_b) / k
 
 
+def bootstrap_ci(a: Sequence[float], b: Sequence[float], statistic: Callable, resamples: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of `statistic(a, b)`, resampling the pairs with replacement.
+
+    Resampling the architectures (not the scores separately) keeps each pair together: the
+    interval says how much the figure depends on which architectures were drawn. Resamples
+    where the statistic is undefined (a constant list: nan) are left out. Seeded: repeatable.
+    """
+    a, b = _paired(a, b)
+    if len(a) < 2 or resamples < 1:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(a[idx], b[idx]) for idx in rng.integers(0, len(a), size=(resamples, len(a)))])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def agreement(a: Sequence[float], b: Sequence[float], top_fraction: float = 0.2, resamples: int = 1000,
+              level: float = 0.95, seed: int = 0) -> dict:
+    """Kendall's tau, Spearman's rho and the top-k overlap of two score lists, each with its interval.
+
+    Returns {"n", "kendall_tau", "kendall_tau_ci", "spearman_rho", "spearman_rho_ci",
+    "top_k_overlap", "top_k_overlap_ci", "top_k"} (intervals as [low, high]).
+    """
+    def overlap(x, y):
+        return top_k_overlap(x, y, top_fraction)
+
+    result = {"n": len(a), "top_k": top_k(len(a), top_fraction) if len(a) else 0}
+    for name, fn in (("kendall_tau", kendall_tau), ("spearman_rho", spearman_rho), ("top_k_overlap", overlap)):
+        result[name] = fn(a, b)
+        result[f"{name}_ci"] = list(bootstrap_ci(a, b, fn, resamples, level, seed))
+    return result
+
+
+def noise_verdict(noise_tau: float | None, one_shot_tau: float | None = None, floor: float = NOISE_FLOOR,
+                  judged: str = "the supernet") -> str:
+    """One sentence on whether the ground truth can judge `judged`, given its noise-ceiling tau."""
+    if noise_tau is None or not math.isfinite(noise_tau):
+        return ("The noise ceiling was not measured (fewer than two training seeds, or a constant result): "
+                "the ground truth's own noise is unknown, so no tau against it is a verdict.")
+    if noise_tau < floor:
+        return (f"The ground truth cannot judge {judged}: two trainings of the same architectures agree "
+                f"only at Kendall's tau {noise_tau:.3f} (< {floor}). Train longer or on more data (the "
+                f"ground-truth recipe) before reading the one-shot tau.")
+    text = f"The ground truth is consistent enough to judge (noise-ceiling tau {noise_tau:.3f} >= {floor})"
+    if one_shot_tau is not None and math.isfinite(one_shot_tau):
+        text += f"; the one-shot tau {one_shot_tau:.3f} is {one_shot_tau / noise_tau:.0%} of the ceiling"
+    return text + "."
+
+
+# --- rewards, samples -------------------------------------------------------------------------------
 def rank_by_recorded_rewards(strategy, k: int, task=None) -> list[tuple[Architecture, dict, float]]:
     """The strategy's best-seen architectures by their recorded rewards, best first.
 
@@ -60,7 +154,6 @@ def rank_by_recorded_rewards(strategy, k: int, task=None) -> list[tuple[Architec
 
 def sample_architectures(space, num: int, seed: int) -> list[Architecture]:
     """`num` distinct architectures drawn uniformly with a seeded generator (duplicates redrawn)."""
-    import numpy as np
     from enas.strategies.base import uniform_architecture
     generator = np.random.default_rng(seed)
     archs, seen = [], set()
@@ -74,43 +167,240 @@ def sample_architectures(space, num: int, seed: int) -> list[Architecture]:
     return archs
 
 
-def rank_check(task, space, supernet, archs: Sequence[Architecture], evaluator, valid_batches: int | None) -> dict:
-    """One-shot scores vs standalone rewards of `archs`; returns a plain-dict report."""
+def oriented(values: Sequence[float], higher_is_better: bool) -> list[float]:
+    """Scores where higher is better (perplexities negated): rank statistics need one direction."""
+    return [float(v) if higher_is_better else -float(v) for v in values]
+
+
+# --- one-shot scoring -----------------------------------------------------------------------------
+def one_shot_batches(task, valid_images: int | None, valid_batches: int | None = None) -> int | None:
+    """Validation batches for one-shot scores: `valid_batches` if given; a language model's whole
+    split; else enough full batches for `valid_images` images (None: the whole split).
+
+    Only full batches when fewer than all are used: the supernets normalise with batch
+    statistics, which a last small batch would make noisy.
+    """
+    if valid_batches is not None:
+        return int(valid_batches)
+    if getattr(task, "kind", None) == "lm" or valid_images is None:
+        return None
+    batch = task.splits["valid"].batch_size
+    needed = -(-int(valid_images) // batch)
+    return None if needed >= task.num_batches("valid") else needed
+
+
+def bn_layers(model) -> tuple[int, int]:
+    """(BatchNorm layers, those that keep running statistics) of `model`."""
+    from torch import nn
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return len(norms), sum(1 for m in norms if m.track_running_stats)
+
+
+def bn_mode(model, requested: str = "auto") -> str:
+    """How one-shot scoring treats BatchNorm: "batch" or "recalibrate" ("none" without BN).
+
+    The built-in supernets keep no running statistics (one shared set would mix every
+    architecture's activations), so in eval mode their BN normalises with each validation
+    batch's statistics: "batch", nothing to do. A supernet whose BN keeps running statistics
+    gets them re-estimated for each architecture on training batches first ("recalibrate").
+    """
+    if requested not in ("auto", "batch", "recalibrate"):
+        raise ValueError(f"bn mode must be auto, batch or recalibrate, got {requested!r}")
+    total, running = bn_layers(model)
+    if total == 0:
+        return "none"
+    if requested == "auto":
+        return "recalibrate" if running else "batch"
+    if requested == "batch" and running:
+        raise ValueError(f"bn=batch: {running} of {total} BatchNorm layers of the supernet keep running statistics, "
+                         f"which eval mode would use; choose bn=recalibrate (or auto)")
+    return requested
+
+
+def recalibrate_bn(model, task, arch, batches: int) -> None:
+    """Re-estimate the running statistics of `model`'s BN layers for `arch` on `batches` training batches."""
+    import torch
+    from torch import nn
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                       # a cumulative average over the batches seen
+    model.train()
+    state = task.init_state(model, "train")
+    with torch.no_grad():
+        for i, batch in enumerate(task.train_batches(0)):
+            if i >= batches:
+                break
+            _, state = task.loss(model, batch, state, arch)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
+def one_shot_scores(task, supernet, archs: Sequence[Architecture], valid_batches: int | None,
+                    bn: str = "batch", bn_batches: int = 20) -> list[tuple[float, dict]]:
+    """(score, metrics) of each architecture with the shared weights, in the order given.
+
+    Every architecture sees the same first `valid_batches` validation batches, unaugmented, in
+    eval mode (no dropout, drop path or aux head), from a fresh recurrent state.
+    """
     from enas.derive import rank_candidates
-    one_shot = rank_candidates(task, supernet, archs, valid_batches)
-    by_key = {a.key(): (m, s) for a, m, s in one_shot}
-    log.info("rank check: %d architectures scored one-shot; training them standalone ...", len(archs))
-    evaluator.begin_phase(0)
-    standalone = evaluator.evaluate(list(archs))
-    rows = []
-    for arch, reward in zip(archs, standalone):
-        metrics, score = by_key[arch.key()]
-        rows.append({"choices": space.arch_to_dict(arch)["choices"], "genotype": space.describe(arch),
-                     "one_shot_score": score, f"one_shot_{task.metric}": metrics[task.metric],
-                     "standalone_reward": reward})
-    tau = kendall_tau([r["one_shot_score"] for r in rows], [r["standalone_reward"] for r in rows])
-    return {"num_archs": len(rows), "kendall_tau": tau, "metric": task.metric, "rows": rows}
+    if bn != "recalibrate":
+        ranked = rank_candidates(task, supernet, archs, valid_batches)
+        by_key = {a.key(): (s, m) for a, m, s in ranked}
+        return [by_key[a.key()] for a in archs]
+    scored = []
+    for arch in archs:
+        recalibrate_bn(supernet, task, arch, bn_batches)
+        (_, metrics, score), = rank_candidates(task, supernet, [arch], valid_batches)
+        scored.append((score, metrics))
+    return scored
+
+
+# --- the rank-check report ------------------------------------------------------------------------
+def measurements(runs: Sequence[Sequence[float]], average: int = 1) -> tuple[list[list[float]], list[str]]:
+    """Group the runs (one list per training seed) into measurements: the mean of each `average`
+    consecutive runs. Returns (measurements, their names: "run 2" or "mean of runs 3-4").
+
+    Averaging k trainings is the usual remedy for a noisy ground truth; two measurements (2k
+    trainings) are then needed to measure its noise ceiling.
+    """
+    if average < 1 or len(runs) % average:
+        raise ValueError(f"average={average}: the {len(runs)} training seeds must split into groups of {average}")
+    groups = [runs[g:g + average] for g in range(0, len(runs), average)]
+    names = [f"run {g + 1}" if average == 1 else f"mean of runs {g + 1}-{g + average}"
+             for g in range(0, len(runs), average)]
+    return [list(np.mean(group, axis=0)) for group in groups], names
+
+
+def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], higher_is_better: bool = True,
+                top_fraction: float = 0.2, resamples: int = 1000, level: float = 0.95, seed: int = 0,
+                floor: float = NOISE_FLOOR, average: int = 1) -> dict:
+    """Agreement figures of a rank check.
+
+    one_shot: the supernet's score per architecture (higher is better); runs: the ground-truth
+    metric per training seed, per architecture (nan for a failed training: that architecture
+    is left out of every figure); average: trainings averaged into one measurement. Returns
+    {"pairs": {name: agreement}, "noise_ceiling_tau", "one_shot_tau", "verdict", "archs_used"}.
+    The noise ceiling is the mean tau between measurements; "one_shot_tau" is the mean over
+    measurements of tau(one-shot, measurement): one measurement on each side, as in the ceiling.
+    """
+    runs = [oriented(r, higher_is_better) for r in runs]
+    keep = [i for i in range(len(one_shot)) if all(math.isfinite(r[i]) for r in runs)]
+    shot = [float(one_shot[i]) for i in keep]
+    measured, names = measurements([[r[i] for i in keep] for r in runs], average)
+    options = {"top_fraction": top_fraction, "resamples": resamples, "level": level, "seed": seed}
+    pairs, ceiling = {}, []
+    for i, j in combinations(range(len(measured)), 2):
+        ceiling.append(f"{names[i]} vs {names[j]}")
+        pairs[ceiling[-1]] = agreement(measured[i], measured[j], **options)
+    for name, values in zip(names, measured):
+        pairs[f"one-shot vs {name}"] = agreement(shot, values, **options)
+    if len(runs) > 1:
+        pairs["one-shot vs mean of runs"] = agreement(shot, list(np.mean(measured, axis=0)), **options)
+    noise_tau = float(np.mean([pairs[name]["kendall_tau"] for name in ceiling])) if ceiling else None
+    one_shot_tau = float(np.mean([pairs[f"one-shot vs {name}"]["kendall_tau"] for name in names])) if names else None
+    return {"pairs": pairs, "noise_ceiling_tau": noise_tau, "one_shot_tau": one_shot_tau, "average": average,
+            "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor), "archs_used": keep}
+
+
+def _ci(pair: dict, key: str, digits: int = 3) -> str:
+    low, high = pair[f"{key}_ci"]
+    value = pair[key]
+    if value is None or not math.isfinite(value):
+        return "-"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def format_agreement_table(pairs: dict, level: float = 0.95) -> str:
+    """The agreement figures of every compared pair as a markdown table."""
+    ci = f"{level:.0%} CI"
+    lines = [f"| compared | n | Kendall tau [{ci}] | Spearman rho [{ci}] | top-k overlap [{ci}] |",
+             "|---|---|---|---|---|"]
+    for name, p in pairs.items():
+        lines.append(f"| {name} | {p['n']} | {_ci(p, 'kendall_tau')} | {_ci(p, 'spearman_rho')} | "
+                     f"{_ci(p, 'top_k_overlap', 2)} (k={p['top_k']}) |")
+    return "\n".join(lines)
 
 
 def format_rank_table(report: dict, markdown: bool = False) -> str:
-    """The rank check as a console table, or as markdown."""
+    """Per-architecture rows, best one-shot score first: scores and ranks on both sides."""
     rows = sorted(report["rows"], key=lambda r: -r["one_shot_score"])
-    standalone_order = sorted(range(len(rows)), key=lambda i: -rows[i]["standalone_reward"])
-    standalone_rank = {i: r for r, i in enumerate(standalone_order, start=1)}
-    header = ["one-shot rank", "one-shot score", "standalone rank", "standalone reward", "architecture"]
-    lines = []
-    if markdown:
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    else:
-        lines.append(f"{'1s rank':>7}  {'1s score':>9}  {'sa rank':>7}  {'sa reward':>9}  architecture")
+    higher = report.get("higher_is_better", True)
+    gt = [r["ground_truth_mean"] for r in rows]
+    # best trained result first; an architecture whose training failed (nan) comes last
+    order = sorted(range(len(rows)), key=lambda i: (not math.isfinite(gt[i]), -gt[i] if higher else gt[i]))
+    gt_rank = {i: rank for rank, i in enumerate(order, start=1)}
+    metric = report.get("metric", "metric")
+    header = ["one-shot rank", "one-shot score", "trained rank", f"trained {metric} (per seed)", "architecture"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if markdown else [
+        f"{'1s rank':>7}  {'1s score':>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
     for rank, row in enumerate(rows, start=1):
         genotype = row["genotype"] if len(row["genotype"]) <= 90 else row["genotype"][:87] + "..."
-        cells = [rank, f"{row['one_shot_score']:.4f}", standalone_rank[rank - 1],
-                 f"{row['standalone_reward']:.4f}", genotype]
+        values = " / ".join(f"{v:.4f}" for v in row["ground_truth"])
+        cells = [rank, f"{row['one_shot_score']:.4f}", gt_rank[rank - 1], values, genotype]
         if markdown:
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         else:
-            lines.append(f"{cells[0]:>7}  {cells[1]:>9}  {cells[2]:>7}  {cells[3]:>9}  {cells[4]}")
-    lines.append(("\n" if markdown else "") + f"Kendall's tau (one-shot vs standalone): {report['kendall_tau']:.3f} "
-                 f"over {report['num_archs']} architectures")
+            lines.append(f"{cells[0]:>7}  {cells[1]:>9}  {cells[2]:>7}  {cells[3]:>20}  {cells[4]}")
     return "\n".join(lines)
+
+
+def _per(report: dict) -> str:
+    k = report.get("average", 1)
+    return "each one training" if k == 1 else f"each the mean of {k} trainings"
+
+
+def format_rank_report(report: dict, title: str) -> str:
+    """The whole rank check as markdown: verdict, headline figures, agreement table, rows."""
+    noise, shot = report["noise_ceiling_tau"], report["one_shot_tau"]
+    fmt = (lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}")
+    lines = [f"# {title}", "", f"**{report['verdict']}**", "",
+             f"- noise-ceiling tau (between measurements of the ground truth, {_per(report)}): {fmt(noise)}",
+             f"- one-shot tau (mean over measurements of tau(one-shot, measurement)): {fmt(shot)}",
+             f"- architectures: {report['num_archs']} drawn, {len(report['archs_used'])} with every training done",
+             f"- one-shot scoring: {report['one_shot']['description']}",
+             f"- ground truth: {report['ground_truth']['description']}", "",
+             format_agreement_table(report["pairs"], report["stats"]["level"]), "",
+             f"top-k overlap: share of the best {report['stats']['top_fraction']:.0%} by one side that is also "
+             f"among the best by the other (a random order gets about {report['stats']['top_fraction']:.2f}).", "",
+             "![scatter](rank_check.png)", "", "## Architectures", "",
+             format_rank_table(report, markdown=True)]
+    return "\n".join(lines) + "\n"
+
+
+def rank_check_rows(space, archs: Sequence[Architecture], one_shot: Sequence[tuple[float, dict]],
+                    table: Sequence[Sequence[float]], metric: str) -> list[dict]:
+    """One row per architecture: its choices, one-shot score and metric, trained metric per seed and mean."""
+    rows = []
+    for i, arch in enumerate(archs):
+        score, metrics = one_shot[i]
+        trained = [float(run[i]) for run in table]
+        finite = [v for v in trained if math.isfinite(v)]
+        rows.append({"choices": space.arch_to_dict(arch)["choices"], "genotype": space.describe(arch),
+                     "one_shot_score": float(score), f"one_shot_{metric}": float(metrics[metric]),
+                     "ground_truth": trained,
+                     "ground_truth_mean": float(np.mean(finite)) if len(finite) == len(trained) else math.nan})
+    return rows
+
+
+def rank_check_plot(report: dict):
+    """Scatter panels: one-shot score vs trained result; training seed 1 vs seed 2 (the noise ceiling)."""
+    from enas.plots import Panel, scatter_panels
+    rows, metric, split = report["rows"], report["metric"], report["ground_truth"]["split"]
+    pairs = report["pairs"]
+    shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
+    panels = [Panel([r["one_shot_score"] for r in rows], [r["ground_truth_mean"] for r in rows],
+                    "one-shot score (shared weights)", f"trained {split} {metric}" +
+                    (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),
+                    "one-shot vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
+    names, k = report.get("measurement_names", []), report.get("average", 1)
+    if len(names) > 1:
+        first, second = ([float(np.mean(r["ground_truth"][g * k:(g + 1) * k])) for r in rows] for g in (0, 1))
+        panels.append(Panel(first, second, f"{split} {metric}, {names[0]}", f"{split} {metric}, {names[1]}",
+                            "noise ceiling: training vs training",
+                            f"tau {pairs[f'{names[0]} vs {names[1]}']['kendall_tau']:.2f}", diagonal=True))
+    return scatter_panels(panels, f"Rank check: {report['num_archs']} architectures")

@@ -1,4 +1,5 @@
-"""The runs behind the commands: search, derive, train, export, each from a plain config dict.
+"""The runs behind the commands: search, derive, train, export, and the search-quality harness
+(rank check, beats random), each from a plain config dict.
 
 The console scripts (enas/cli/) resolve their Hydra config and call these; so does the Python
 API (enas/api.py), which composes the same config tree, so both write the same run directory:
@@ -13,17 +14,27 @@ import contextlib
 import logging
 import os
 import shutil
+import time
+
+import numpy as np
+import torch
 
 from enas.arch import load_arch_file, save_json
-from enas.build import (build_arch_space, build_search, build_training, clamp_batches, restore_search,
-                        start_process, train_overrides)
+from enas.build import (build_arch_space, build_search, build_space, build_training, clamp_batches,
+                        recipe_description, restore_search, start_process, train_overrides, with_changes)
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.derive import format_table, rank_candidates
 from enas.distributed import init_from_env
 from enas.draw import save_png
+from enas.fileio import write_text
 from enas.final import perplexity_or_accuracy
 from enas.logs import Eta, format_duration, run_log
-from enas.ranking import rank_by_recorded_rewards
+from enas.parallel import build_engine
+from enas.plots import save_image
+from enas.quality import (beats_random_csv, beats_random_plot, beats_random_report, cost_summary, format_beats_random,
+                          format_cost, ground_truth_jobs, log_image, metric_of, train_architectures, values_by_seed)
+from enas.ranking import (bn_mode, format_rank_report, one_shot_batches, one_shot_scores, rank_by_recorded_rewards,
+                          rank_check_plot, rank_check_rows, rank_report, sample_architectures)
 from enas.runlock import locks_run_dir, run_dir_lock
 from enas.tb import open_writer
 from enas.user_code import CUSTOM, check_user_code
@@ -325,3 +336,167 @@ def run_export(cfg: dict, user_space=None) -> dict:
             log.warning(f"model.pt2: {summary['note']}")
         log.info(f"load it without enas: torch.export.load({summary['pt2']!r}).module(); with enas: {load}")
     return summary
+
+
+# --- the search-quality harness: enas-rank-check, enas-beats-random ---------------------------------
+def train_job(job: dict) -> dict:
+    """One ground-truth training (a job of `enas.quality.ground_truth_jobs`), exactly as enas-train
+    runs it (`run_train`); returns {"valid", "test", "params", "seconds", "cpu_seconds"}.
+
+    A module-level function: the engine's worker processes run it. The log of the training is
+    <run_dir>/train.log; result.json gets the times too, so a reused run reports them.
+    """
+    start, cpu_start = time.perf_counter(), time.process_time()
+    # the worker's threads (an engine's workers share the cores) rather than the recipe's `threads`
+    result = run_train({**job["config"], "threads": torch.get_num_threads()}, job["run_dir"])
+    # Wall time depends on what else runs on the machine; CPU time is the cost on the worker's
+    # cores. Both stay with the result.
+    times = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+    save_json(os.path.join(job["run_dir"], "result.json"), {**result, **times})
+    return {"valid": result["valid"], "test": result["test"], "params": result["params"], **times}
+
+
+@contextlib.contextmanager
+def _engine(name: str, workers: int):
+    """An engine of `enas.parallel` (process | ray | inline) for the block; its workers end after it."""
+    engine = build_engine(name, workers)
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+@locks_run_dir(lambda cfg, *args, **kwargs: cfg["run_dir"], create=False)
+def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
+    """Does the supernet of the search in cfg["run_dir"] rank architectures as training them from
+    scratch does? The report dict (also rank_check.json, .md, .png in the run dir).
+
+    `changes`: nested values put into the search's config for the ground-truth trainings (the
+    command line's ground_truth.overrides, parsed). Arguments are checked by the caller.
+    """
+    run_dir, one, truth, stats = cfg["run_dir"], cfg["one_shot"], cfg["ground_truth"], cfg["stats"]
+    device, _ = start_process(cfg)
+    eta = Eta(1)
+    with run_log(os.path.join(run_dir, "rank_check.log")):
+        loop = restore_search(run_dir, device, user_targets(cfg))
+        search_cfg = loop.metadata["config"]
+        if loop.supernet is None:
+            raise UserError(f"{loop.checkpoint_path}: the search used evaluator={search_cfg['evaluator']['name']!r}, "
+                            f"which has no supernet; the rank check compares one-shot scores with training from "
+                            f"scratch")
+        task, space = loop.task, loop.space
+        archs = sample_architectures(space, cfg["num_archs"], cfg["seed"])
+        batches = one_shot_batches(task, one["valid_images"], one["valid_batches"])
+        if batches is not None:
+            batches = clamp_batches("one_shot.valid_batches", batches, task.num_batches("valid"))
+        mode = bn_mode(loop.supernet, one["bn"])
+        shown = "the whole validation split" if batches is None else f"the first {batches} validation batches"
+        one_shot_text = f"{shown}, eval mode, BatchNorm: {mode}"
+        log.info(f"rank check: {len(archs)} architectures scored one-shot on {one_shot_text}")
+        scores = one_shot_scores(task, loop.supernet, archs, batches, mode, one["bn_batches"])
+        config = with_changes({**search_cfg, "device": cfg["device"]}, changes)
+        log.info(f"ground truth: {recipe_description(config)}")
+        jobs = ground_truth_jobs(config, space, archs, truth["seeds"], os.path.join(run_dir, "rank_check_runs"))
+        with _engine(truth["engine"], truth["workers"]) as engine:
+            results = train_architectures(train_job, jobs, engine)
+        split, metric = truth["split"], task.metric
+        table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
+        report = rank_report([s for s, _ in scores], table, task.higher_is_better, stats["top_fraction"],
+                             stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"])
+        cost = cost_summary(results)
+        report.update(
+            num_archs=len(archs), metric=metric, higher_is_better=task.higher_is_better,
+            rows=rank_check_rows(space, archs, scores, table, metric), run_dir=os.path.abspath(run_dir),
+            seed=cfg["seed"], search_step=loop.global_step, stats=stats,
+            one_shot={**one, "batches": batches, "bn_mode": mode, "description": one_shot_text},
+            ground_truth={**truth, "cost": cost,
+                          "description": f"{split} {metric} after training from scratch with seeds "
+                          f"{truth['seeds']}: {recipe_description(config)}; {format_cost(cost)}"})
+        title = f"Rank check: {space.name}, search step {loop.global_step}"
+        write_text(os.path.join(run_dir, "rank_check.md"), format_rank_report(report, title))
+        save_json(os.path.join(run_dir, "rank_check.json"), report)
+        image = rank_check_plot(report)
+        save_image(image, os.path.join(run_dir, "rank_check.png"))
+        log_image(run_dir, "quality/rank_check", image, loop.global_step)
+        log.info("\n" + format_rank_report(report, title))
+        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')}, rank_check.md and rank_check.png ({eta.text()})")
+    return report
+
+
+def run_beats_random(options: dict, config: dict, out_dir: str, overrides: list[str], search_runs) -> dict:
+    """Does the searched architecture beat architectures drawn at random? The report dict (also
+    beats_random.{md,csv,json,png} in `out_dir`).
+
+    options: the enas-beats-random options (checked by the caller); config: the plain search
+    config whose `space` and `trainer` recipe every network is built and trained with, composed
+    from `overrides` (the command line's, forwarded to every search run);
+    search_runs(): runs enas-compare's search + derive + train for every strategy and seed
+    (the command line composes each run's config) and returns its rows, each with the path of
+    its derived "arch" file.
+    """
+    with (run_dir_lock(out_dir), run_log(os.path.join(out_dir, "beats_random.log")),
+          _engine(options["engine"], options["workers"]) as engine):      # one pool for all the trainings
+        eta = Eta(1)
+        random_results, num = _train_random_pool(config, options, out_dir, engine)
+        metric = metric_of(random_results, options["split"])
+        table = values_by_seed(random_results, options["train_seeds"], num, options["split"], metric)
+        rows = search_runs() if options["seeds"] else []
+        derived = _train_derived(config, rows, options, out_dir, metric, engine)
+        report = beats_random_report(derived, table, options["train_seeds"], metric, higher_is_better=metric != "ppl",
+                                     average=options["average"])
+        report["random"]["cost"] = cost_summary(random_results)
+        report.update(split=options["split"], recipe=recipe_description(config), overrides=list(overrides),
+                      random_seed=options["random_seed"])
+        _write_beats_random(report, random_results, out_dir, f"Beats random: {' '.join(overrides) or 'defaults'}")
+        log.info(f"beats random done ({eta.text()})")
+    return report
+
+
+def _train_random_pool(config: dict, options: dict, out_dir: str, engine) -> tuple[list[dict], int]:
+    """Train the uniformly drawn architectures once per train seed; (results, number of architectures)."""
+    space = build_space(config["space"])
+    archs = sample_architectures(space, options["num_random"], options["random_seed"])
+    log.info(f"random pool: {len(archs)} architectures x seeds {options['train_seeds']}, recipe: "
+             f"{recipe_description(config)}")
+    jobs = ground_truth_jobs(config, space, archs, options["train_seeds"], os.path.join(out_dir, "random"))
+    return train_architectures(train_job, jobs, engine), len(archs)
+
+
+def _train_derived(config: dict, rows: list[dict], options: dict, out_dir: str, metric: str, engine) -> list[dict]:
+    """Each derived architecture trained as one pool measurement is (its first `average` seeds),
+    into <out_dir>/derived/<strategy>-seed<n>/; the entries of the beats-random report."""
+    space, split = build_space(config["space"]), options["split"]
+    seeds = options["train_seeds"][:options["average"]]
+    jobs, owner = [], []
+    for k, row in enumerate(rows):
+        if row["status"] != "ok":
+            continue
+        arch = space.arch_from_dict(load_arch_file(row["arch"]), source=row["arch"])
+        where = os.path.join(out_dir, "derived", f"{row['strategy']}-seed{row['seed']}")
+        new = ground_truth_jobs(config, space, [arch], seeds, where)
+        jobs, owner = jobs + new, owner + [k] * len(new)
+    results = train_architectures(train_job, jobs, engine) if jobs else []
+    entries = []
+    for k, row in enumerate(rows):
+        mine = [r for r, o in zip(results, owner) if o == k]
+        failed = [r["error"] for r in mine if "error" in r]
+        value = float(np.mean([r[split][metric] for r in mine])) if mine and not failed else None
+        entries.append({"strategy": row["strategy"], "seed": row["seed"], "error": row["error"] or
+                        (failed[0] if failed else None), "status": "ok" if value is not None else "failed",
+                        "value": value, "train_seeds": seeds if mine else [],
+                        "seconds": sum(r.get("seconds") or 0 for r in mine) or None,
+                        "run_dir": os.path.dirname(mine[0]["run_dir"]) if mine else None})
+    return entries
+
+
+def _write_beats_random(report: dict, random_results: list[dict], out_dir: str, title: str) -> None:
+    """beats_random.{md,csv,json,png} in out_dir, the plot also in TensorBoard; the report logged."""
+    split = report["split"]
+    write_text(os.path.join(out_dir, "beats_random.md"), format_beats_random(report, title, report["recipe"]))
+    write_text(os.path.join(out_dir, "beats_random.csv"), beats_random_csv(report, random_results, split))
+    save_json(os.path.join(out_dir, "beats_random.json"), report)
+    image = beats_random_plot(report, split)
+    save_image(image, os.path.join(out_dir, "beats_random.png"))
+    log_image(out_dir, "quality/beats_random", image)
+    log.info("\n" + format_beats_random(report, title))
+    log.info(f"wrote {out_dir}/beats_random.md, .csv, .json, .png")

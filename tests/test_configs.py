@@ -83,7 +83,8 @@ def test_paper_presets_use_the_official_details(experiment):
 
 
 # --- where the configs live; Hydra settings ---------------------------------------------------------------
-PRIMARY = {"search": [], "train": ["arch=x.json"], "compare": [], "derive": ["run_dir=x"], "rank_check": ["run_dir=x"]}
+PRIMARY = {"search": [], "train": ["arch=x.json"], "compare": [], "derive": ["run_dir=x"], "rank_check": ["run_dir=x"],
+           "beats_random": []}
 
 
 def compose_typed(config_name, overrides=(), hydra_section=False):
@@ -105,7 +106,8 @@ def test_every_command_shares_the_hydra_settings():
         assert hydra_cfg.job.chdir is False, config_name
         assert hydra_cfg.sweep.dir.startswith("runs/multirun/"), config_name
         run_dirs.add(OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"])
-    assert len(run_dirs) == len(PRIMARY) - 1    # derive and rank-check both write into run_dir
+    # derive and rank-check both write into run_dir, compare and beats-random into out_dir
+    assert len(run_dirs) == len(PRIMARY) - 2
 
 
 # --- typed configs (enas/config_schema.py) -------------------------------------------------------------
@@ -129,7 +131,13 @@ def test_every_group_option_is_typed(group):
     ("compare", ["seeds=[0,a]"], "seeds[1]=a: expected int"),
     ("compare", ["strategies=random"], "strategies=random: expected list of str"),
     ("derive", ["run_dir=x", "num_samples=many"], "num_samples=many: expected int or null"),
-    ("rank_check", ["run_dir=x", "standalone.epochs=abc"], "standalone.epochs=abc: expected int"),
+    ("rank_check", ["run_dir=x", "ground_truth.workers=abc"], "ground_truth.workers=abc: expected int"),
+    ("rank_check", ["run_dir=x", "ground_truth.seeds=[0,a]"], "ground_truth.seeds[1]=a: expected int"),
+    ("rank_check", ["run_dir=x", "one_shot.valid_images=many"], "one_shot.valid_images=many: expected int or null"),
+    ("rank_check", ["run_dir=x", "stats.level=high"], "stats.level=high: expected float"),
+    ("beats_random", ["num_random=many"], "num_random=many: expected int"),
+    ("beats_random", ["train_seeds=[0,a]"], "train_seeds[1]=a: expected int"),
+    ("search", ["data=digits", "data.split_seed=x"], "data.split_seed=x: expected int or null"),
 ])
 def test_bad_types_are_named_with_the_expected_type(config_name, overrides, error):
     with pytest.raises(Exception) as info:
@@ -140,8 +148,10 @@ def test_bad_types_are_named_with_the_expected_type(config_name, overrides, erro
 COMMON_KEYS = ["seed", "trainer.epochs", "search.epochs", "search.optim.lr"]
 
 
-@pytest.mark.parametrize("config_name, key", [(name, key) for name in ("search", "train", "compare") for key in COMMON_KEYS]
-                         + [("derive", "seed"), ("derive", "top"), ("rank_check", "seed"), ("rank_check", "num_archs")])
+@pytest.mark.parametrize("config_name, key", [(name, key) for name in ("search", "train", "compare", "beats_random")
+                                               for key in COMMON_KEYS]
+                         + [("derive", "seed"), ("derive", "top"), ("rank_check", "seed"), ("rank_check", "num_archs"),
+                            ("rank_check", "ground_truth.average"), ("beats_random", "average")])
 def test_every_command_checks_its_keys(config_name, key):
     with pytest.raises(Exception) as info:
         compose_typed(config_name, PRIMARY[config_name] + [f"{key}=abc"])
@@ -172,6 +182,7 @@ def test_open_sections_take_new_keys_and_closed_ones_do_not(tmp_path):
     ("enas-compare", ["experiment=smoke_micro", "search.optim.lr=fast"], "search.optim.lr=fast: expected float"),
     ("enas-derive", ["seed=x"], "seed=x: expected int or null"),
     ("enas-rank-check", ["experiment=smoke_ptb", "num_archs=abc"], "num_archs=abc: expected int"),
+    ("enas-beats-random", ["experiment=smoke_micro", "num_random=abc"], "num_random=abc: expected int"),
 ])
 def test_commands_report_a_bad_type_in_one_line(tmp_path, script, args, error):
     from tests.helpers import run_script
@@ -180,7 +191,7 @@ def test_commands_report_a_bad_type_in_one_line(tmp_path, script, args, error):
         run_dir.mkdir()
         where = [f"run_dir={run_dir}"]
     else:
-        where = [f"out_dir={run_dir}"] if script == "enas-compare" else [f"hydra.run.dir={run_dir}"]
+        where = [f"out_dir={run_dir}"] if script in ("enas-compare", "enas-beats-random") else [f"hydra.run.dir={run_dir}"]
     proc = run_script(script, *args, *where, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"error: {error}"

@@ -539,3 +539,16 @@ def test_cuda_batches_match_cpu():
     assert sorted(torch.cat([lab for _, lab in out]).tolist()) == list(range(40))
     mean, std = channel_stats(x.cuda())
     assert mean.device.type == "cuda" and torch.allclose(mean.cpu(), channel_stats(x)[0])
+
+
+def test_split_seed_fixes_the_data_whatever_the_run_seed():
+    from enas.build import build_task
+    data = {"name": "digits", "num_valid": 297, "batch_size": 32, "train_limit": 500, "test_limit": 100}
+    fixed = [build_task({**data, "split_seed": 3}, "cpu", seed) for seed in (0, 1)]
+    free = [build_task({**data, "split_seed": None}, "cpu", seed) for seed in (0, 1)]
+    for split in ("train", "valid", "test"):
+        assert torch.equal(fixed[0].splits[split].x, fixed[1].splits[split].x)
+        assert not torch.equal(free[0].splits[split].x, free[1].splits[split].x)
+    # the run's seed still orders the training batches
+    first = [next(task.train_batches(0))[1] for task in fixed]
+    assert not torch.equal(first[0], first[1])

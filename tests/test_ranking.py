@@ -1,46 +1,167 @@
-"""Kendall's tau, ranking by recorded rewards, and the rank check end to end."""
+"""Ranking statistics, the noise-ceiling verdict, one-shot scoring options and the rank check end to end."""
 
 from __future__ import annotations
 
 import json
 import math
-import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
-from enas.ranking import format_rank_table, kendall_tau, rank_by_recorded_rewards, sample_architectures
+from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, kendall_tau, measurements,
+                          noise_verdict,
+                          one_shot_batches, rank_by_recorded_rewards, rank_report, recalibrate_bn,
+                          sample_architectures, spearman_rho, top_k, top_k_overlap)
 from enas.strategies import build_strategy
+from tests.helpers import run_module, run_script
 
-BIN = Path(sys.executable).parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_kendall_tau_known_cases():
-    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
-    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
-    # one discordant pair of six: (5 - 1) / 6
+def test_tau_rho_and_top_k_on_known_orders():
+    up, down = list(range(10)), list(range(10, 0, -1))
+    assert kendall_tau(up, up) == pytest.approx(1.0) and spearman_rho(up, [2 * x for x in up]) == pytest.approx(1.0)
+    assert kendall_tau(up, down) == pytest.approx(-1.0) and spearman_rho(up, down) == pytest.approx(-1.0)
+    assert top_k_overlap(up, up) == 1.0 and top_k_overlap(up, down) == 0.0       # top 2 of 10
+    # one discordant pair of six: (5 - 1) / 6; ties handled as tau-b
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
-    # a tie in a: 2 concordant, tau_b = 2 / sqrt((3 - 1) * 3)
     assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
-    # ties on both sides: pairs (0,1) tie a, (2,3) tie b; C = 4, D = 0 -> 4 / sqrt(5 * 5)
-    assert kendall_tau([1, 1, 2, 3], [1, 2, 3, 3]) == pytest.approx(4 / 5)
-    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3])) and math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="different lengths"):
         kendall_tau([1, 2], [1])
 
 
-def test_kendall_tau_matches_scipy_on_random_data():
-    stats = pytest.importorskip("scipy.stats")
-    rng = random.Random(0)
-    for _ in range(20):
-        n = rng.randint(2, 30)
-        a = [rng.randint(0, 5) for _ in range(n)]          # many ties
-        b = [rng.random() if rng.random() < 0.7 else 0.5 for _ in range(n)]
-        expected = stats.kendalltau(a, b).statistic
-        got = kendall_tau(a, b)
-        assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+def test_top_k_size_and_overlap_share():
+    assert top_k(10, 0.2) == 2 and top_k(3, 0.2) == 1 and top_k(20, 0.2) == 4
+    with pytest.raises(ValueError, match="top fraction"):
+        top_k(10, 0.0)
+    # best 2 by a: items 9, 8; by b: items 9, 0 -> one of two shared
+    a = list(range(10))
+    b = [5, 0, 0, 0, 0, 0, 0, 0, 1, 9]
+    assert top_k_overlap(a, b) == 0.5
+
+
+def test_bootstrap_interval_is_seeded_and_holds_the_estimate():
+    a = [0.1, 0.25, 0.3, 0.2, 0.5, 0.45, 0.7, 0.6, 0.8, 0.95, 0.9, 0.4]
+    b = [0.2, 0.1, 0.35, 0.3, 0.4, 0.6, 0.55, 0.8, 0.7, 0.85, 1.0, 0.3]
+    low, high = bootstrap_ci(a, b, kendall_tau, resamples=300, seed=1)
+    assert low < kendall_tau(a, b) < high and -1 <= low and high <= 1
+    assert (low, high) == bootstrap_ci(a, b, kendall_tau, resamples=300, seed=1)
+    assert (low, high) != bootstrap_ci(a, b, kendall_tau, resamples=300, seed=2)
+    # identical orders stay identical in every resample
+    assert bootstrap_ci(a, a, kendall_tau, resamples=50) == pytest.approx((1.0, 1.0))
+    result = agreement(a, b, resamples=100)
+    for key in ("kendall_tau", "spearman_rho", "top_k_overlap"):
+        low, high = result[f"{key}_ci"]
+        assert low <= result[key] <= high
+    assert result["n"] == 12 and result["top_k"] == 2
+
+
+def test_noise_verdict_says_when_the_ground_truth_cannot_judge():
+    low = noise_verdict(0.41, 0.3)
+    assert "cannot judge the supernet" in low and "0.410" in low and "< 0.6" in low
+    high = noise_verdict(0.8, 0.4)
+    assert "consistent" in high and "50% of the ceiling" in high and "cannot" not in high
+    assert "not measured" in noise_verdict(None) and "not measured" in noise_verdict(math.nan)
+    assert "cannot judge the search" in noise_verdict(0.1, judged="the search")
+
+
+def test_rank_report_noise_ceiling_and_one_shot_tau():
+    truth = [0.5, 0.6, 0.7, 0.8, 0.9, math.nan]           # the last training failed
+    shot = [6, 5, 4, 3, 2, 1]                              # the reverse order
+    report = rank_report(shot, [truth, truth], resamples=20)
+    assert report["archs_used"] == [0, 1, 2, 3, 4]
+    assert report["noise_ceiling_tau"] == pytest.approx(1.0) and report["one_shot_tau"] == pytest.approx(-1.0)
+    assert set(report["pairs"]) == {"run 1 vs run 2", "one-shot vs run 1", "one-shot vs run 2",
+                                    "one-shot vs mean of runs"}
+    assert "consistent" in report["verdict"]
+    # perplexities: lower is better, so a high one-shot score for a low perplexity agrees
+    ppl = rank_report([5, 4, 3, 2, 1], [[50, 60, 70, 80, 90]], higher_is_better=False, resamples=20)
+    assert ppl["one_shot_tau"] == pytest.approx(1.0) and ppl["noise_ceiling_tau"] is None
+    assert "not measured" in ppl["verdict"]
+
+
+def test_measurements_average_groups_of_runs():
+    runs = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]
+    assert measurements(runs) == (runs, ["run 1", "run 2", "run 3", "run 4"])
+    assert measurements(runs, 2) == ([[2.0, 3.0], [6.0, 7.0]], ["mean of runs 1-2", "mean of runs 3-4"])
+    with pytest.raises(ValueError, match="groups of 3"):
+        measurements(runs, 3)
+
+
+def test_rank_report_with_averaged_measurements():
+    # runs 1-2 and 3-4 disagree one by one, but their means agree with each other and with one-shot
+    runs = [[1, 4, 2, 6], [3, 2, 6, 4], [2, 3, 3, 6], [2, 3, 5, 4]]
+    shot = [0.1, 0.2, 0.3, 0.4]
+    single = rank_report(shot, runs, resamples=10)
+    averaged = rank_report(shot, runs, resamples=10, average=2)
+    assert single["noise_ceiling_tau"] < 0.5
+    assert averaged["noise_ceiling_tau"] == pytest.approx(1.0) and averaged["one_shot_tau"] == pytest.approx(1.0)
+    assert "mean of runs 1-2 vs mean of runs 3-4" in averaged["pairs"] and averaged["average"] == 2
+
+
+class _Valid:
+    batch_size = 256
+
+
+class _ImageTask:
+    kind = "image"
+    splits = {"valid": _Valid()}
+
+    def num_batches(self, split):
+        return 8
+
+
+class _LMTask:
+    kind = "lm"
+
+
+def test_one_shot_batches_cover_the_requested_images():
+    assert one_shot_batches(_ImageTask(), 1000) == 4                 # 4 x 256 >= 1000
+    assert one_shot_batches(_ImageTask(), 5000) is None              # more than the split: all of it
+    assert one_shot_batches(_ImageTask(), None) is None
+    assert one_shot_batches(_ImageTask(), 1000, valid_batches=2) == 2
+    assert one_shot_batches(_LMTask(), 1000) is None                 # a language model: the whole split
+
+
+def test_bn_mode_of_the_micro_supernet_and_of_running_statistics():
+    from enas.spaces import build_space
+    supernet = build_space("micro_cnn", num_nodes=2).build_supernet(
+        num_classes=10, in_channels=1, image_size=8, channels=4, num_layers=3)
+    assert bn_mode(supernet) == "batch"                  # batch statistics: eval mode is right as it is
+    tracked = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    assert bn_mode(tracked) == "recalibrate"
+    with pytest.raises(ValueError, match="running statistics"):
+        bn_mode(tracked, "batch")
+    assert bn_mode(nn.Linear(2, 2)) == "none"
+
+
+class _BatchTask:
+    """Training batches of known mean; `loss` runs the model."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def init_state(self, model, split):
+        return None
+
+    def train_batches(self, epoch):
+        return iter(self.batches)
+
+    def loss(self, model, batch, state, arch=None):
+        return model(batch).mean(), None
+
+
+def test_recalibrate_bn_estimates_running_statistics_on_training_batches():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm1d(3))
+    model[0].running_mean.fill_(100.0)                   # stale statistics from other architectures
+    batches = [torch.randn(16, 3) + 2.0 for _ in range(4)]
+    recalibrate_bn(model, _BatchTask(batches), None, batches=3)
+    expected = torch.stack([b.mean(0) for b in batches[:3]]).mean(0)
+    assert torch.allclose(model[0].running_mean, expected, atol=1e-5)
+    assert not model.training and model[0].momentum == 0.1          # eval mode, momentum restored
 
 
 class PPLTask:
@@ -66,30 +187,35 @@ def test_sample_architectures_is_seeded_and_distinct(toy_space):
     assert len({x.key() for x in a}) == 10
 
 
-def test_format_rank_table():
-    report = {"num_archs": 2, "kendall_tau": -1.0, "rows": [
-        {"genotype": "a", "one_shot_score": 0.9, "standalone_reward": 0.1},
-        {"genotype": "b", "one_shot_score": 0.2, "standalone_reward": 0.3}]}
-    md = format_rank_table(report, markdown=True)
-    assert "| 1 | 0.9000 | 2 | 0.1000 | a |" in md and "-1.000" in md
-
-
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
+def test_format_rank_report_has_verdict_figures_and_rows():
+    report = rank_report([0.9, 0.2, 0.5], [[0.1, 0.3, 0.2], [0.1, 0.25, 0.3]], resamples=10)
+    report.update(num_archs=3, metric="acc", higher_is_better=True, stats={"level": 0.95, "top_fraction": 0.2},
+                  one_shot={"description": "4 batches"}, ground_truth={"description": "test acc"},
+                  rows=[{"genotype": g, "one_shot_score": s, "ground_truth": t, "ground_truth_mean": sum(t) / 2}
+                        for g, s, t in [("a", 0.9, [0.1, 0.1]), ("b", 0.2, [0.3, 0.25]), ("c", 0.5, [0.2, 0.3])]])
+    md = format_rank_report(report, "Rank check")
+    assert md.startswith("# Rank check") and report["verdict"] in md
+    assert "| run 1 vs run 2 | 3 |" in md and "Spearman rho" in md
+    assert "| 1 | 0.9000 | 3 | 0.1000 / 0.1000 | a |" in md and "| 2 | 0.5000 | 2 | 0.2000 / 0.3000 | c |" in md
 
 
 @pytest.mark.slow
 def test_rank_check_end_to_end(tmp_path):
     run_dir = tmp_path / "search"
-    run([str(BIN / "enas-search"), "experiment=smoke_ptb", "search.epochs=1", "search.omega_steps=4",
-         "search.strategy_steps=1", f"hydra.run.dir={run_dir}"], tmp_path)
-    out = run([str(BIN / "enas-rank-check"), f"run_dir={run_dir}", "num_archs=3", "standalone.steps_per_epoch=2",
-               "standalone.valid_batches=2", "standalone.workers=2"], tmp_path)
-    assert "Kendall's tau" in out
+    run_script("enas-search", "experiment=smoke_micro", "search.epochs=1", f"hydra.run.dir={run_dir}")
+    args = [f"run_dir={run_dir}", "num_archs=3", "ground_truth.engine=inline", "stats.bootstrap=50",
+            'ground_truth.overrides=["trainer.steps_per_epoch=3"]']
+    out = run_module("enas.cli.rank_check", *args).stdout
+    assert "noise-ceiling tau" in out and "Kendall tau" in out
     report = json.loads((run_dir / "rank_check.json").read_text())
     assert report["num_archs"] == 3 and len(report["rows"]) == 3
-    assert -1.0 <= report["kendall_tau"] <= 1.0
-    assert all(r["standalone_reward"] > 0 for r in report["rows"])
-    assert "Kendall" in (run_dir / "rank_check.md").read_text()
+    assert report["one_shot"]["bn_mode"] == "batch" and report["ground_truth"]["seeds"] == [0, 1]
+    assert all(len(r["ground_truth"]) == 2 and 0 <= r["ground_truth"][0] <= 1 for r in report["rows"])
+    assert report["noise_ceiling_tau"] is None or -1 <= report["noise_ceiling_tau"] <= 1
+    assert report["verdict"] in (run_dir / "rank_check.md").read_text()
+    assert (run_dir / "rank_check.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert len(list((run_dir / "rank_check_runs").glob("arch*/seed*/result.json"))) == 6
+    # the same check again reuses the six trainings
+    again = run_module("enas.cli.rank_check", *args).stdout
+    assert "networks from scratch" not in again and report["rows"] == json.loads(
+        (run_dir / "rank_check.json").read_text())["rows"]

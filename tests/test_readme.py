@@ -21,6 +21,7 @@ from tests.helpers import run_script
 README = Path(__file__).resolve().parents[1] / "README.md"
 CONFIG_OF = {"enas-search": "search", "enas-train": "train", "enas-derive": "derive",
              "enas-rank-check": "rank_check", "enas-compare": "compare", "enas-export": "export",
+             "enas-beats-random": "beats_random",
              "enas.cli.search": "search", "enas.cli.train": "train"}
 
 
@@ -68,7 +69,8 @@ COMMANDS = documented_commands()
 
 def test_the_readme_documents_the_commands():
     programs = {next(w for w in c if w in CONFIG_OF) for c in COMMANDS}
-    assert {"enas-search", "enas-train", "enas-derive", "enas-rank-check", "enas-compare", "enas-export"} <= programs
+    assert {"enas-search", "enas-train", "enas-derive", "enas-rank-check", "enas-compare", "enas-export",
+            "enas-beats-random"} <= programs
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=[" ".join(c)[:70] for c in COMMANDS])

@@ -1,71 +1,51 @@
-"""enas-rank-check: does the one-shot supernet rank architectures as standalone training does?
+"""enas-rank-check: does the one-shot supernet rank architectures as training them from scratch does?
 
-    enas-rank-check run_dir=runs/search/<...> num_archs=20 standalone.steps_per_epoch=50 standalone.workers=2
+    enas-rank-check run_dir=runs/search/<...> num_archs=20 ground_truth.seeds=[0,1]
 
 Reads the search's checkpoint and config (like enas-derive), draws `num_archs` architectures
-uniformly (seeded), scores each with the supernet on the fixed validation subset, trains each
-standalone with the low-fidelity knobs of `standalone.*`, prints both rankings and Kendall's
-tau, and writes <run_dir>/rank_check.json and rank_check.md.
+uniformly (seeded), scores each with the supernet on at least `one_shot.valid_images`
+validation images, trains each from scratch with the search config's `trainer` recipe (the
+enas-train code path) once per seed of `ground_truth.seeds` (into <run_dir>/rank_check_runs/),
+and reports Kendall's tau, Spearman's rho and the top-20% overlap with bootstrap intervals,
+beside the noise ceiling (tau between two trainings). Writes <run_dir>/rank_check.json,
+rank_check.md and rank_check.png (also in TensorBoard: <run_dir>/tb, image quality/rank_check).
+The run itself is `enas.runs.run_rank_check`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
 from omegaconf import DictConfig
 
-from enas.arch import save_json
-from enas.build import build_evaluator, restore_search, start_process
-from enas.cli.common import enas_main, check_run_dir_argument, plain, user_errors
-from enas.fileio import write_text
-from enas.logs import Eta, run_log
-from enas.runlock import locks_run_dir
-from enas.ranking import format_rank_table, rank_check, sample_architectures
-from enas.runs import user_targets
+from enas.cli.common import check_run_dir_argument, enas_main, plain, user_errors
+from enas.cli.harness import check_average, check_engine, check_seeds, check_split, parse_overrides
+from enas.runs import run_rank_check
 from enas.utils import UserError
 
-log = logging.getLogger(__name__)
 
-
-@locks_run_dir(lambda cfg: cfg["run_dir"], create=False)
-def run_rank_check(cfg: dict) -> dict:
-    """One-shot vs standalone ranking of cfg["num_archs"] architectures; the report dict."""
-    run_dir = cfg["run_dir"]
-    device, _ = start_process(cfg)
-    eta = Eta(1)
+def check_options(cfg: dict) -> dict:
+    """The argument checks of enas-rank-check; returns the parsed ground_truth.overrides."""
+    truth, stats = cfg["ground_truth"], cfg["stats"]
     if cfg["num_archs"] < 2:
         raise UserError(f"num_archs={cfg['num_archs']}: need at least 2 architectures to compare rankings")
-    with run_log(os.path.join(run_dir, "rank_check.log")):
-        loop = restore_search(run_dir, device, user_targets(cfg))
-        search_cfg = loop.metadata["config"]
-        if loop.supernet is None:
-            raise UserError(f"{loop.checkpoint_path}: the search used evaluator={search_cfg['evaluator']['name']!r}, "
-                            f"which has no supernet; the rank check compares one-shot scores with standalone training")
-        valid_batches = cfg["valid_batches"] if cfg["valid_batches"] is not None else search_cfg["derive"]["valid_batches"]
-        archs = sample_architectures(loop.space, cfg["num_archs"], cfg["seed"])
-        evaluator = build_evaluator({**search_cfg, "evaluator": {"name": "standalone"}}, loop.task, loop.space,
-                                    None, loop.metadata["sizes"], run_dir, device,
-                                    options={**cfg["standalone"], "journal": "rank_check_evaluations.jsonl"})
-        try:
-            report = rank_check(loop.task, loop.space, loop.supernet, archs, evaluator, valid_batches)
-        finally:
-            evaluator.close()
-        report.update(run_dir=os.path.abspath(run_dir), seed=cfg["seed"], valid_batches=valid_batches,
-                      standalone=cfg["standalone"], search_step=loop.global_step)
-        save_json(os.path.join(run_dir, "rank_check.json"), report)
-        write_text(os.path.join(run_dir, "rank_check.md"), f"# Ranking check: {loop.space.name}, search step "
-                   f"{loop.global_step}\n\n" + format_rank_table(report, markdown=True) + "\n")
-        log.info(format_rank_table(report))
-        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')} and rank_check.md ({eta.text()})")
-    return report
+    check_split(truth["split"])
+    check_seeds(truth["seeds"], "ground_truth.seeds")
+    check_average(truth["average"], truth["seeds"], "ground_truth.average")
+    check_engine(truth["engine"], truth["workers"], "ground_truth.")
+    if cfg["one_shot"]["bn"] not in ("auto", "batch", "recalibrate"):
+        raise UserError(f"one_shot.bn={cfg['one_shot']['bn']!r}: choose auto, batch or recalibrate")
+    if not 0 < stats["top_fraction"] <= 1 or not 0 < stats["level"] < 1:
+        raise UserError(f"stats.top_fraction={stats['top_fraction']}, stats.level={stats['level']}: "
+                        f"give top_fraction in (0, 1] and level in (0, 1)")
+    return parse_overrides(truth["overrides"], "ground_truth.overrides")
 
 
 @enas_main("rank_check")
 @user_errors
 def _hydra_main(cfg: DictConfig) -> None:
-    run_rank_check(plain(cfg))
+    options = plain(cfg)
+    run_rank_check(options, check_options(options))
 
 
 def main() -> None:

@@ -1,0 +1,293 @@
+"""Ground-truth training jobs, percentiles, the beats-random report and its plots; one end-to-end run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+
+import pytest
+from PIL import Image
+
+from enas.parallel import build_engine
+from enas.plots import Panel, nice_ticks, save_image, scatter_panels
+from enas.quality import (beats_random_csv, beats_random_plot, beats_random_report, format_beats_random,
+                          ground_truth_jobs, noise_ceiling, percentile, train_architectures, values_by_seed)
+from enas.ranking import kendall_tau, rank_check_plot, rank_report, sample_architectures
+from tests.helpers import run_module
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_percentile_counts_ties_half_and_respects_the_metric_direction():
+    assert percentile(3, [1, 2, 3, 4]) == 62.5
+    assert percentile(5, [1, 2, 3, 4]) == 100.0 and percentile(0, [1, 2, 3, 4]) == 0.0
+    assert percentile(2.5, [1, 2, 3, 4, math.nan]) == 50.0                  # nan entries are ignored
+    # perplexity: lower is better, so 10 beats both
+    assert percentile(10, [20, 30], higher_is_better=False) == 100.0
+    assert percentile(25, [20, 30], higher_is_better=False) == 50.0
+    assert math.isnan(percentile(math.nan, [1, 2])) and math.isnan(percentile(1, []))
+
+
+def _report():
+    pool = [[0.70, 0.72, 0.74, 0.76, 0.78], [0.71, 0.73, 0.75, 0.77, 0.79]]      # seed 0, seed 1
+    derived = [{"strategy": "reinforce", "seed": 0, "status": "ok", "value": 0.80, "error": None},
+               {"strategy": "reinforce", "seed": 1, "status": "ok", "value": 0.745, "error": None},
+               {"strategy": "random", "seed": 0, "status": "failed", "value": None, "error": "boom"}]
+    return beats_random_report(derived, pool, [0, 1], "acc", higher_is_better=True)
+
+
+def test_beats_random_report_percentiles_per_run_and_strategy():
+    report = _report()
+    first, second, failed = report["runs"]
+    assert first["percentiles"] == [100.0, 100.0] and first["percentile"] == 100.0
+    assert second["percentiles"] == [60.0, 40.0] and second["percentile"] == 50.0
+    assert math.isnan(failed["percentile"])
+    reinforce, random = report["strategies"]
+    assert (reinforce["ok"], reinforce["runs"], reinforce["at_target"]) == (2, 2, 1)
+    assert reinforce["percentile_mean"] == 75.0 and reinforce["percentile_std"] == pytest.approx(math.sqrt(1250))
+    assert (random["ok"], random["percentile_mean"]) == (0, None)
+    assert report["noise_ceiling_tau"] == pytest.approx(1.0) and "consistent" in report["verdict"]
+    assert report["random"]["median"] == pytest.approx(0.745) and report["random"]["best"] == 0.79
+
+
+def test_beats_random_report_compares_measurements_of_the_same_size():
+    pool = [[0.1, 0.5, 0.3], [0.3, 0.3, 0.3], [0.2, 0.4, 0.6], [0.2, 0.4, 0.6]]   # 4 seeds, 3 archs
+    derived = [{"strategy": "reinforce", "seed": 0, "status": "ok", "value": 0.45, "error": None}]
+    report = beats_random_report(derived, pool, [0, 1, 2, 3], "acc", True, average=2)
+    assert report["random"]["measurements"] == [[0.2, 0.4, 0.3], [0.2, 0.4, 0.6]]
+    assert report["runs"][0]["percentiles"] == [100.0, pytest.approx(200 / 3)]
+    assert report["noise_ceiling_tau"] == pytest.approx(kendall_tau([0.2, 0.4, 0.3], [0.2, 0.4, 0.6]))
+    assert "mean of 2 trainings" in format_beats_random(report, "t")
+
+
+def test_noise_ceiling_skips_failed_trainings():
+    assert noise_ceiling([[1, 2, 3, math.nan], [1, 2, 3, 0]]) == pytest.approx(1.0)
+    assert noise_ceiling([[1, 2, 3], [3, 2, 1]]) == pytest.approx(-1.0)
+    assert noise_ceiling([[1, 2]]) is None
+
+
+def test_beats_random_markdown_and_csv():
+    report = _report()
+    md = format_beats_random(report, "Beats random", "micro_cnn on digits")
+    assert "| reinforce | 2/2 | 75.0 ± 35.4 | 50.0 | 100.0 | 1/2 |" in md
+    assert "| random | 0 | failed | - | - | - / - | boom |" in md and report["verdict"] in md
+    random_results = [{"index": i, "seed": s, "run_dir": f"r/{i}/{s}", "test": {"acc": v}, "seconds": 1.0}
+                      for s, row in enumerate(report["random"]["values"]) for i, v in enumerate(row)]
+    random_results[0] = {"index": 0, "seed": 0, "run_dir": "r/0/0", "error": "RuntimeError: x"}
+    rows = list(csv.DictReader(io.StringIO(beats_random_csv(report, random_results, "test"))))
+    assert len(rows) == 10 + 3 and rows[0]["status"] == "failed" and rows[1]["value"] == "0.72"
+    assert rows[10]["kind"] == "derived" and float(rows[10]["percentile"]) == 100.0 and rows[12]["percentile"] == ""
+
+
+def _check_png(path, min_size=(200, 150)):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
+
+
+def test_plots_are_valid_pngs(tmp_path):
+    save_image(beats_random_plot(_report(), "test"), tmp_path / "beats.png")
+    _check_png(tmp_path / "beats.png")
+    report = rank_report([0.9, 0.2, 0.5, 0.4], [[0.1, 0.3, 0.2, 0.25], [0.1, 0.25, 0.3, 0.2]], resamples=10)
+    report.update(num_archs=4, metric="acc", ground_truth={"split": "test", "seeds": [0, 1]},
+                  rows=[{"one_shot_score": s, "ground_truth": [a, b], "ground_truth_mean": (a + b) / 2}
+                        for s, a, b in [(0.9, 0.1, 0.1), (0.2, 0.3, 0.25), (0.5, 0.2, 0.3), (0.4, 0.25, 0.2)]])
+    image = rank_check_plot(report)
+    assert image.size == (840, 370)                              # two panels side by side, a title above
+    save_image(image, tmp_path / "rank.png")
+    _check_png(tmp_path / "rank.png")
+    # nothing finite to draw is still a picture (empty axes), not an error
+    save_image(scatter_panels([Panel([math.nan], [1.0], "x", "y")]), tmp_path / "empty.png")
+    _check_png(tmp_path / "empty.png")
+
+
+def test_nice_ticks_cover_the_range_with_round_steps():
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert nice_ticks(0.62, 0.81) == [0.65, 0.7, 0.75, 0.8]
+    assert nice_ticks(2.0, 2.0) == [2.0]
+
+
+def test_ground_truth_jobs_reuse_resume_and_refuse(tmp_path):
+    from enas.spaces import build_space
+    space = build_space("micro_cnn", num_nodes=2)
+    archs = sample_architectures(space, 2, 0)
+    config = {"data": {"name": "digits"}, "seed": 9, "device": "cpu"}
+    jobs = ground_truth_jobs(config, space, archs, [0, 1], str(tmp_path))
+    assert [(j["index"], j["seed"], j["done"]) for j in jobs] == [(0, 0, False), (0, 1, False), (1, 0, False),
+                                                                   (1, 1, False)]
+    assert jobs[1]["config"]["seed"] == 1 and jobs[1]["config"]["resume"] is False
+    arch_file = json.loads(open(jobs[0]["config"]["arch"]).read())
+    assert arch_file["choices"] == list(archs[0].choices)
+    result = {"valid": {"acc": 0.5}, "test": {"acc": 0.4}}
+    (tmp_path / jobs[0]["run_dir"] / "result.json").write_text(json.dumps(result))
+    (tmp_path / jobs[1]["run_dir"] / "checkpoint.pt").write_bytes(b"")
+    again = ground_truth_jobs(config, space, archs, [0, 1], str(tmp_path))
+    assert again[0]["done"] and not again[1]["done"] and again[1]["config"]["resume"] is True
+    with pytest.raises(ValueError, match="another config"):
+        ground_truth_jobs({**config, "data": {"name": "fashion_mnist"}}, space, archs, [0], str(tmp_path))
+
+
+def fake_train(job: dict) -> dict:
+    """A stand-in for the enas-train job: accuracy from the job's index and seed; index 1 fails."""
+    if job["index"] == 1:
+        raise RuntimeError("diverged\nsecond line")
+    value = 0.5 + 0.1 * job["index"] + 0.01 * job["seed"]
+    return {"valid": {"acc": value}, "test": {"acc": value}, "params": 10, "seconds": 0.1}
+
+
+def _lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "enas.quality"]
+
+
+def test_train_architectures_keeps_order_and_records_failures(caplog):
+    caplog.set_level(logging.INFO, logger="enas")
+    jobs = [{"index": i, "seed": s, "run_dir": f"d{i}{s}", "done": False} for i in range(3) for s in (0, 1)]
+    results = train_architectures(fake_train, jobs, build_engine("inline", 1))
+    lines = _lines(caplog)
+    assert [(r["index"], r["seed"]) for r in results] == [(j["index"], j["seed"]) for j in jobs]
+    assert results[2]["error"] == "RuntimeError: diverged" and "error" not in results[0]
+    assert any("FAILED" in line for line in lines) and lines[0].startswith("training 6 networks")
+    table = values_by_seed(results, [0, 1], 3, "test", "acc")
+    assert table[0][0] == 0.5 and table[1][2] == pytest.approx(0.71) and math.isnan(table[0][1])
+
+
+@pytest.mark.slow
+def test_beats_random_end_to_end(tmp_path):
+    out_dir = tmp_path / "br"
+    out = run_module("enas.cli.beats_random", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
+                     "num_random=3", "workers=2", "search.epochs=1", "trainer.steps_per_epoch=3",
+                     f"out_dir={out_dir}").stdout
+    assert "Percentile of the derived architecture" in out
+    report = json.loads((out_dir / "beats_random.json").read_text())
+    assert report["random"]["num_archs"] == 3 and len(report["random"]["values"]) == 2
+    (run,) = report["runs"]
+    assert run["status"] == "ok" and 0 <= run["percentile"] <= 100
+    # the derived architecture was trained as the random ones were (train seed 0, same recipe)
+    (trained,) = (out_dir / "derived" / "random-seed0").glob("arch000-*/seed0/result.json")
+    assert json.loads(trained.read_text())["test"]["acc"] == run["value"]
+    assert (out_dir / "random-seed0" / "train" / "result.json").exists()          # enas-compare's own run
+    rows = list(csv.DictReader(io.StringIO((out_dir / "beats_random.csv").read_text())))
+    assert [r["kind"] for r in rows] == ["random"] * 6 + ["derived"]
+    assert all(float(r["value"]) >= 0 for r in rows)
+    _check_png(out_dir / "beats_random.png")
+    assert (out_dir / "comparison.md").exists() and list((out_dir / "tb").glob("events.out.tfevents.*"))
+
+
+def test_ground_truth_overrides_change_only_the_named_keys():
+    from enas.cli.harness import check_seeds, check_split, with_overrides
+    from enas.utils import UserError
+    config = {"trainer": {"epochs": 2, "optim": {"lr": 0.05}}, "seed": 0}
+    changed = with_overrides(config, ["trainer.epochs=3", "trainer.optim.lr=0.1"], "ground_truth.overrides")
+    assert changed == {"trainer": {"epochs": 3, "optim": {"lr": 0.1}}, "seed": 0} and config["trainer"]["epochs"] == 2
+    with pytest.raises(UserError, match="key=value"):
+        with_overrides(config, ["trainer.epochs"], "ground_truth.overrides")
+    with pytest.raises(UserError, match="valid or test"):
+        check_split("train")
+    assert check_seeds([0, 1], "ground_truth.seeds") == [0, 1]
+    for bad in ([0, 0], [], "0,1", [True]):
+        with pytest.raises(UserError, match="distinct integer seeds"):
+            check_seeds(bad, "ground_truth.seeds")
+
+
+def test_harness_commands_check_their_options_before_training(tmp_path):
+    from enas.build import with_changes
+    from enas.cli import beats_random, rank_check
+    from enas.utils import UserError
+    config = {"trainer": {"epochs": 2, "sizes": {"channels": 4}}, "seed": 0}
+    assert with_changes(config, {"trainer": {"sizes": {"channels": 8}}, "data": {"split_seed": 1}}) == {
+        "trainer": {"epochs": 2, "sizes": {"channels": 8}}, "seed": 0, "data": {"split_seed": 1}}
+    assert config["trainer"]["sizes"] == {"channels": 4}
+    cfg = {"num_archs": 3, "one_shot": {"bn": "auto"}, "stats": {"top_fraction": 0.2, "level": 0.95},
+           "ground_truth": {"seeds": [0, 1], "average": 1, "split": "test", "engine": "inline", "workers": 1,
+                            "overrides": ["trainer.epochs=3"]}}
+    assert rank_check.check_options(cfg) == {"trainer": {"epochs": 3}}
+    for key, value, error in [("average", 3, "divides the 2 seeds"), ("engine", "threads", "choose one of"),
+                              ("workers", 0, "positive number of workers"), ("split", "train", "valid or test")]:
+        with pytest.raises(UserError, match=error):
+            rank_check.check_options({**cfg, "ground_truth": {**cfg["ground_truth"], key: value}})
+    with pytest.raises(UserError, match="at least 2"):
+        rank_check.check_options({**cfg, "num_archs": 1})
+    options = {"strategies": ["random"], "seeds": [0], "split": "test", "train_seeds": [0, 1], "average": 1,
+               "engine": "process", "workers": 2, "num_random": 3}
+    beats_random.check_options(options, str(tmp_path))
+    beats_random.check_options({**options, "seeds": [], "strategies": []}, str(tmp_path))   # the pool alone
+    (tmp_path / "random-seed0").mkdir()
+    with pytest.raises(UserError, match="already holds random-seed0"):
+        beats_random.check_options(options, str(tmp_path))
+    with pytest.raises(UserError, match="distinct integer seeds"):
+        beats_random.check_options({**options, "seeds": [], "train_seeds": [1, 1]}, str(tmp_path))
+
+
+def test_cost_summary_means_over_timed_trainings():
+    from enas.quality import cost_summary, format_cost
+    results = [{"seconds": 10.0, "cpu_seconds": 4.0}, {"seconds": 20.0, "cpu_seconds": 6.0}, {"error": "x"},
+               {"seconds": 30.0}]
+    cost = cost_summary(results)
+    assert cost == {"networks": 3, "failed": 1, "seconds_mean": 20.0, "cpu_seconds_mean": 5.0}
+    assert format_cost(cost) == "3 networks trained, 20 s wall each (5 s CPU), 1 failed"
+    report = _report()
+    report["random"]["cost"] = cost
+    assert "; 3 networks trained, 20 s wall each (5 s CPU), 1 failed." in format_beats_random(report, "t")
+
+
+class _CrashOnce(Exception):
+    pass
+
+
+class _CrashingEngine:
+    """An inline engine whose first job dies as a killed worker would (a crash, not a failure)."""
+
+    name, workers = "fake", 1
+
+    def __init__(self):
+        from enas.parallel import InlineEngine
+        self.inline, self.crashed, self.restarts = InlineEngine(), False, 0
+
+    @property
+    def generation(self):
+        return self.inline.generation
+
+    def submit(self, fn, job):
+        if not self.crashed:
+            self.crashed = True
+            return self.inline.submit(_raise_crash, job)
+        return self.inline.submit(fn, job)
+
+    def wait_any(self, handles):
+        return self.inline.wait_any(handles)
+
+    def result(self, handle):
+        return self.inline.result(handle)
+
+    def is_crash(self, error):
+        return isinstance(error, _CrashOnce)
+
+    def restart(self):
+        self.restarts += 1
+        self.inline.restart()
+
+
+def _raise_crash(job):
+    raise _CrashOnce("worker died")
+
+
+def test_train_architectures_retries_a_job_whose_worker_died(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="enas")
+    jobs = [{"index": 0, "seed": 0, "run_dir": str(tmp_path / "a"), "done": False, "config": {"resume": False}}]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "checkpoint.pt").write_bytes(b"")            # the lost run had saved an epoch
+    engine = _CrashingEngine()
+    seen = []
+
+    (result,) = train_architectures(lambda job: seen.append(job) or fake_train(job), jobs, engine)
+    assert result["test"] == {"acc": 0.5} and engine.restarts == 1
+    assert seen[0]["config"]["resume"] is True and any("retry 1/1" in line for line in _lines(caplog))
+    # without retries the crash is recorded as a failure
+    (failed,) = train_architectures(fake_train, jobs, _CrashingEngine(), retries=0)
+    assert failed["error"] == "_CrashOnce: worker died"
