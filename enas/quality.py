@@ -41,12 +41,24 @@ TARGET_PERCENTILE = 80.0
 
 
 # --- ground-truth training ------------------------------------------------------------------------
+# What a training from scratch reads of its config (enas-train): two jobs that agree on these
+# train the same network the same way, whatever the search sections (search, controller,
+# strategy, evaluator, derive) of the configs they came from. So a rank check and a
+# beats-random run, or several search settings, share one trained pool.
+TRAINING_KEYS = ("data", "space", "trainer", "accel", "device", "seed", "arch")
+
+
+def training_part(config: dict) -> dict:
+    """The sections of `config` that decide a training from scratch (as JSON would store them)."""
+    return json.loads(json.dumps({key: config.get(key) for key in TRAINING_KEYS}))
+
+
 def _same_config(path: str, config: dict) -> bool | None:
-    """Does the job.json at `path` hold `config`? None when there is no job.json."""
+    """Does the job.json at `path` train as `config` does? None when there is no job.json."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f) == json.loads(json.dumps(config))
+        return training_part(json.load(f)) == training_part(config)
 
 
 def ground_truth_jobs(config: dict, space, archs: Sequence[Architecture], seeds: Sequence[int], out_dir: str,
@@ -56,7 +68,8 @@ def ground_truth_jobs(config: dict, space, archs: Sequence[Architecture], seeds:
     `config` is the plain config `enas-train` reads (data, space, trainer, device); each job's
     copy gets its seed, the path of the architecture's arch.json (written here) and `resume`
     set when an interrupted run of the same config is found. A finished run ("done": its
-    result.json) is not trained again. A run directory holding another config is an error.
+    result.json) of the same training (`training_part`) is not trained again; a run directory
+    holding another training is an error.
     """
     jobs = []
     for i, arch in enumerate(archs):

@@ -129,8 +129,13 @@ def test_ground_truth_jobs_reuse_resume_and_refuse(tmp_path):
     (tmp_path / jobs[1]["run_dir"] / "checkpoint.pt").write_bytes(b"")
     again = ground_truth_jobs(config, space, archs, [0, 1], str(tmp_path))
     assert again[0]["done"] and not again[1]["done"] and again[1]["config"]["resume"] is True
+    # the search sections do not change a training from scratch: another search setting reuses the run
+    other_search = {**config, "search": {"warmup_epochs": 2}, "controller": {"lr": 0.1}, "strategy": {"name": "x"}}
+    assert ground_truth_jobs(other_search, space, archs, [0], str(tmp_path))[0]["done"]
     with pytest.raises(ValueError, match="another config"):
         ground_truth_jobs({**config, "data": {"name": "fashion_mnist"}}, space, archs, [0], str(tmp_path))
+    with pytest.raises(ValueError, match="another config"):
+        ground_truth_jobs({**config, "trainer": {"epochs": 5}}, space, archs, [0], str(tmp_path))
 
 
 def fake_train(job: dict) -> dict:
