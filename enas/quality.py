@@ -45,12 +45,18 @@ TARGET_PERCENTILE = 80.0
 # train the same network the same way, whatever the search sections (search, controller,
 # strategy, evaluator, derive) of the configs they came from. So a rank check and a
 # beats-random run, or several search settings, share one trained pool.
-TRAINING_KEYS = ("data", "space", "trainer", "accel", "device", "seed", "arch")
+TRAINING_KEYS = ("data", "trainer", "accel", "device", "seed", "arch")
 
 
 def training_part(config: dict) -> dict:
-    """The sections of `config` that decide a training from scratch (as JSON would store them)."""
-    return json.loads(json.dumps({key: config.get(key) for key in TRAINING_KEYS}))
+    """The parts of `config` that decide a training from scratch (as JSON would store them): the
+    sections enas-train reads, with the space reduced to its name, structure and the sizes of the
+    trained network (space.sizes updated by trainer.sizes, as the build layer does)."""
+    space, trainer = config.get("space") or {}, config.get("trainer") or {}
+    part = {key: config.get(key) for key in TRAINING_KEYS}
+    part["space"] = {"name": space.get("name"), "structure": space.get("structure"), "target": space.get("target"),
+                     "sizes": {**(space.get("sizes") or {}), **(trainer.get("sizes") or {})}}
+    return json.loads(json.dumps(part))
 
 
 def _same_config(path: str, config: dict) -> bool | None:
@@ -76,7 +82,7 @@ def ground_truth_jobs(config: dict, space, archs: Sequence[Architecture], seeds:
         # the folder names the architecture, so another draw never reuses these trainings
         digest = hashlib.sha256(arch.key().encode()).hexdigest()[:8]
         arch_dir = os.path.join(out_dir, f"{prefix}{i:03d}-{digest}")
-        arch_path = os.path.join(arch_dir, "arch.json")
+        arch_path = os.path.realpath(os.path.join(arch_dir, "arch.json"))   # one path through a linked pool
         save_json(arch_path, space.arch_to_dict(arch))
         for seed in seeds:
             run_dir = os.path.join(arch_dir, f"seed{seed}")

@@ -136,6 +136,17 @@ def test_ground_truth_jobs_reuse_resume_and_refuse(tmp_path):
         ground_truth_jobs({**config, "data": {"name": "fashion_mnist"}}, space, archs, [0], str(tmp_path))
     with pytest.raises(ValueError, match="another config"):
         ground_truth_jobs({**config, "trainer": {"epochs": 5}}, space, archs, [0], str(tmp_path))
+    # nor does a supernet size that the trained network's sizes override
+    pinned = {**config, "space": {"name": "micro_cnn", "sizes": {"sep_conv_stack": 2}},
+              "trainer": {"sizes": {"sep_conv_stack": 1}}}
+    fresh = tmp_path / "pinned"
+    first = ground_truth_jobs(pinned, space, archs, [0], str(fresh))[0]
+    (fresh / first["run_dir"] / "result.json").write_text(json.dumps(result))
+    other_supernet = {**pinned, "space": {"name": "micro_cnn", "sizes": {"sep_conv_stack": 1}}}
+    assert ground_truth_jobs(other_supernet, space, archs, [0], str(fresh))[0]["done"]
+    # a pool reached through a symbolic link is the same pool
+    (tmp_path / "linked").symlink_to(fresh, target_is_directory=True)
+    assert ground_truth_jobs(pinned, space, archs, [0], str(tmp_path / "linked"))[0]["done"]
 
 
 def fake_train(job: dict) -> dict:
