@@ -54,6 +54,7 @@ def training_part(config: dict) -> dict:
     trained network (space.sizes updated by trainer.sizes, as the build layer does)."""
     space, trainer = config.get("space") or {}, config.get("trainer") or {}
     part = {key: config.get(key) for key in TRAINING_KEYS}
+    part["trainer"] = {k: v for k, v in trainer.items() if k != "sizes"}     # its sizes are in part["space"]
     part["space"] = {"name": space.get("name"), "structure": space.get("structure"), "target": space.get("target"),
                      "sizes": {**(space.get("sizes") or {}), **(trainer.get("sizes") or {})}}
     return json.loads(json.dumps(part))
