@@ -552,3 +552,22 @@ def test_split_seed_fixes_the_data_whatever_the_run_seed():
     # the run's seed still orders the training batches
     first = [next(task.train_batches(0))[1] for task in fixed]
     assert not torch.equal(first[0], first[1])
+
+
+def test_experiment_converter_writes_cifar_batches_with_every_image(tmp_path):
+    """experiments/search_quality/jpeg_to_batches: an ImageFolder of 32x32 images -> CIFAR-10 python
+    batches that data=cifar10 reads back: the same images and labels, shuffled."""
+    from experiments.search_quality.jpeg_to_batches import write_batches
+    pixels = _write_folder(tmp_path / "folder", size=(32, 32), per_class=(6, 3))
+    folder = write_batches(str(tmp_path / "folder"), str(tmp_path / "out"))
+    ds = load_cifar10_batches(folder)
+    assert ds.classes == ["ant", "cat"] and ds.train_x.shape == (12, 3, 32, 32) and ds.test_x.shape == (6, 3, 32, 32)
+
+    def as_set(x, y):
+        return sorted((int(label), image.numpy().tobytes()) for image, label in zip(x, y))
+
+    for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
+        expected = sorted((["ant", "cat"].index(key.split("/")[1]), np.ascontiguousarray(arr.transpose(2, 0, 1)).tobytes())
+                          for key, arr in pixels.items() if key.startswith(split))
+        assert as_set(x, y) == expected
+    assert ds.test_y.tolist() != sorted(ds.test_y.tolist()) or len(set(ds.test_y.tolist())) == 1   # not by class

@@ -6,7 +6,7 @@
 Every training of the search-quality harness reads its data again; decoding 60,000 JPEGs each
 time would cost more than the training of a small network. The pixels are those of the lossy
 JPEG copy (not the original CIFAR-10): the batches are written in the original layout (uint8
-rows of 1,024 R, G, B values; 10,000 images per batch, 5 training batches and a test batch).
+rows of 1,024 R, G, B values; 5 training batches of 10,000 images and a test batch).
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ def write_batches(source: str, out_dir: str) -> str:
     train_y = data.train_y.numpy()
     order = np.random.default_rng(0).permutation(len(train_x))     # classes interleaved, as the original
     train_x, train_y = train_x[order], train_y[order]
-    for i in range(5):
-        part = slice(i * 10000, (i + 1) * 10000)
+    for i, part in enumerate(np.array_split(np.arange(len(train_x)), 5)):    # 10,000 each for CIFAR-10
         _dump(os.path.join(folder, f"data_batch_{i + 1}"), train_x[part], train_y[part])
     test_order = np.random.default_rng(1).permutation(len(data.test_x))
     _dump(os.path.join(folder, "test_batch"), data.test_x.reshape(len(data.test_x), -1).numpy()[test_order],
