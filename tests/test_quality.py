@@ -309,3 +309,26 @@ def test_train_architectures_retries_a_job_whose_worker_died(tmp_path, caplog):
     # without retries the crash is recorded as a failure
     (failed,) = train_architectures(fake_train, jobs, _CrashingEngine(), retries=0)
     assert failed["error"] == "_CrashOnce: worker died"
+
+
+def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
+    """experiments/search_quality/table.py: a setting's rows from enas-beats-random reports, from
+    place_derived lines of an interrupted run, and the rank checks of each search."""
+    from experiments.search_quality.table import markdown, parse_groups, rows
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "beats_random.json").write_text(json.dumps({"noise_ceiling_tau": 0.7, "runs": [
+        {"strategy": "reinforce", "seed": 2, "status": "ok", "percentile": 90.0, "value": 0.4},
+        {"strategy": "random", "seed": 0, "status": "ok", "percentile": 50.0, "value": 0.37},
+        {"strategy": "random", "seed": 1, "status": "failed", "percentile": math.nan, "value": None}]}))
+    (tmp_path / "b" / "reinforce-seed0" / "search").mkdir(parents=True)
+    (tmp_path / "b" / "placed.jsonl").write_text(json.dumps(
+        {"search": str(tmp_path / "b" / "reinforce-seed0" / "search"), "percentile": 70.0, "value": 0.38}) + "\n")
+    (tmp_path / "b" / "reinforce-seed0" / "search" / "rank_check.json").write_text(
+        json.dumps({"one_shot_tau": 0.35, "noise_ceiling_tau": 0.7}))
+    found = rows(str(tmp_path), parse_groups(["main=a,b"]))
+    by = {(r["setting"], r["strategy"]): r for r in found}
+    assert set(by) == {("main", "reinforce"), ("main", "random")}
+    assert by["main", "reinforce"]["seeds"] == [0, 2] and by["main", "reinforce"]["percentiles"] == [70.0, 90.0]
+    assert by["main", "reinforce"]["taus"] == [0.35] and by["main", "random"]["percentiles"] == [50.0]
+    table = markdown(found)
+    assert "| main | reinforce | 0.700 | 0.35 | 0.50 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in table

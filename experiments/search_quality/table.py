@@ -1,11 +1,14 @@
 """The summary table of experiments/search_quality from the harness's own reports.
 
-    python -m experiments.search_quality.table /tmp/sq > experiments/search_quality/table.md
+    python -m experiments.search_quality.table /tmp/sq --group main=main_reinforce_s2,main_random_s01 \
+        > experiments/search_quality/table.md
 
-Reads <out>/<setting>/beats_random.json (enas-beats-random) and, for each search run in it,
-<out>/<setting>/<strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per
-setting and strategy with the pool's noise-ceiling tau, the mean one-shot tau over the seeds
-(and its share of the ceiling), and the derived architecture's percentile among the random pool.
+Reads every <out>/<dir>/beats_random.json (enas-beats-random; or placed.jsonl, the lines of
+place_derived.py for an interrupted run) and, for each search run, its
+<strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per setting and strategy
+with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its share of the
+ceiling), and the derived architecture's percentile among the random pool. `--group` names
+the directories whose runs form one setting (the default: each directory is a setting).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -24,49 +28,86 @@ def _load(path: str) -> dict | None:
         return json.load(f)
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], digits: int = 2) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def rows(out: str) -> list[dict]:
+def runs_of(folder: str) -> tuple[list[dict], float | None]:
+    """(runs {"strategy", "seed", "percentile", "value"}, noise-ceiling tau) of one out_dir."""
+    report = _load(os.path.join(folder, "beats_random.json"))
+    if report is not None:
+        return ([{"strategy": r["strategy"], "seed": r["seed"], "percentile": r["percentile"], "value": r["value"]}
+                 for r in report["runs"] if r["status"] == "ok"], report["noise_ceiling_tau"])
+    placed = os.path.join(folder, "placed.jsonl")
+    if not os.path.exists(placed):
+        return [], None
+    runs = []
+    with open(placed) as f:
+        for line in f:
+            r = json.loads(line)
+            strategy, seed = re.search(r"([a-z_]+)-seed(\d+)/search/?$", r["search"]).groups()
+            runs.append({"strategy": strategy, "seed": int(seed), "percentile": r["percentile"], "value": r["value"]})
+    return runs, None
+
+
+def rows(out: str, groups: dict[str, list[str]]) -> list[dict]:
     """One dict per (setting, strategy) found under `out`."""
+    grouped = {d for dirs in groups.values() for d in dirs}
+    settings = dict(groups)
+    for d in sorted(os.listdir(out)):
+        if d not in grouped and os.path.isdir(os.path.join(out, d)):
+            settings[d] = [d]
     found = []
-    for setting in sorted(os.listdir(out)):
-        report = _load(os.path.join(out, setting, "beats_random.json"))
-        if report is None or not report["runs"]:
-            continue
-        for strategy in dict.fromkeys(r["strategy"] for r in report["runs"]):
-            runs = [r for r in report["runs"] if r["strategy"] == strategy]
-            percentiles = [r["percentile"] for r in runs if r["status"] == "ok"]
-            taus, ceilings = [], []
-            for r in runs:
-                check = _load(os.path.join(out, setting, f"{strategy}-seed{r['seed']}", "search", "rank_check.json"))
+    for setting, dirs in settings.items():
+        runs, noise = [], None
+        for d in dirs:
+            mine, ceiling = runs_of(os.path.join(out, d))
+            runs += [{**r, "dir": d} for r in mine]
+            noise = noise if ceiling is None else ceiling
+        for strategy in dict.fromkeys(r["strategy"] for r in runs):
+            mine = sorted((r for r in runs if r["strategy"] == strategy), key=lambda r: r["seed"])
+            taus = []
+            for r in mine:
+                check = _load(os.path.join(out, r["dir"], f"{strategy}-seed{r['seed']}", "search", "rank_check.json"))
                 if check is not None and check.get("one_shot_tau") is not None:
                     taus.append(check["one_shot_tau"])
-                    ceilings.append(check["noise_ceiling_tau"])
-            found.append({"setting": setting, "strategy": strategy, "noise": report["noise_ceiling_tau"],
-                          "taus": taus, "ceilings": ceilings, "percentiles": percentiles,
-                          "seeds": [r["seed"] for r in runs], "at_80": sum(p >= 80 for p in percentiles)})
+                    noise = check["noise_ceiling_tau"] if noise is None else noise
+            percentiles = [r["percentile"] for r in mine]
+            found.append({"setting": setting, "strategy": strategy, "noise": noise, "taus": taus,
+                          "percentiles": percentiles, "values": [r["value"] for r in mine],
+                          "seeds": [r["seed"] for r in mine], "at_80": sum(p >= 80 for p in percentiles)})
     return found
 
 
 def markdown(found: list[dict]) -> str:
     lines = ["| setting | strategy | noise-ceiling tau | one-shot tau (mean ± sd over seeds) | share of ceiling "
-             "| derived percentile among 12 random (mean ± sd) | runs >= 80th | seeds |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| derived test acc | derived percentile among 12 random (mean ± sd) | runs >= 80th | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in found:
-        share = (f"{statistics.fmean(r['taus']) / r['noise']:.2f}" if r["taus"] and r["noise"] else "-")
-        lines.append(f"| {r['setting']} | {r['strategy']} | {r['noise']:.3f} | {_mean_sd(r['taus'])} | {share} "
-                     f"| {_mean_sd(r['percentiles'])} | {r['at_80']}/{len(r['percentiles'])} "
+        share = f"{statistics.fmean(r['taus']) / r['noise']:.2f}" if r["taus"] and r["noise"] else "-"
+        noise = f"{r['noise']:.3f}" if r["noise"] is not None else "-"
+        lines.append(f"| {r['setting']} | {r['strategy']} | {noise} | {_mean_sd(r['taus'])} | {share} "
+                     f"| {_mean_sd(r['values'], 4)} | {_mean_sd(r['percentiles'], 1)} | {r['at_80']}/{len(r['percentiles'])} "
                      f"| {','.join(str(s) for s in r['seeds'])} |")
     return "\n".join(lines) + "\n"
+
+
+def parse_groups(items: list[str]) -> dict[str, list[str]]:
+    """["main=a,b", ...] -> {"main": ["a", "b"], ...}."""
+    groups = {}
+    for item in items:
+        name, _, dirs = item.partition("=")
+        groups[name] = [d for d in dirs.split(",") if d]
+    return groups
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
-    sys.stdout.write(markdown(rows(parser.parse_args().out)))
+    parser.add_argument("--group", action="append", default=[], help="name=dir1,dir2: these runs form one setting")
+    args = parser.parse_args()
+    sys.stdout.write(markdown(rows(args.out, parse_groups(args.group))))

@@ -1,0 +1,70 @@
+"""Place derived architectures of finished searches among a trained random pool.
+
+    python -m experiments.search_quality.place_derived /tmp/sq/pool /tmp/sq/macro_main/reinforce-seed0/search ...
+
+For a search interrupted before `enas-beats-random` wrote its report: each search's arch.json is
+trained exactly as enas-beats-random trains a derived architecture (the harness's own
+`ground_truth_jobs` + `train_architectures` + `runs.train_job`: the pool's recipe, the first
+`average` train seeds, into <search>/../derived/), then placed among the pool's measurements
+with the harness's `percentile`. The pool's recipe is the config stored in its job.json files,
+so nothing here can train differently from the pool. Prints one JSON line per search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+
+import numpy as np
+
+from enas.arch import load_arch_file
+from enas.build import build_space
+from enas.parallel import build_engine
+from enas.quality import ground_truth_jobs, percentile, train_architectures
+from enas.ranking import measurements
+from enas.runs import train_job
+
+
+def pool_table(pool_dir: str, seeds: list[int]) -> tuple[list[list[float]], dict]:
+    """The pool's test accuracy [seed][arch] and the config its trainings used."""
+    arch_dirs = sorted(glob.glob(os.path.join(pool_dir, "random", "arch*")))
+    table = [[json.load(open(os.path.join(a, f"seed{s}", "result.json")))["test"]["acc"] for a in arch_dirs]
+             for s in seeds]
+    with open(os.path.join(arch_dirs[0], f"seed{seeds[0]}", "job.json")) as f:
+        config = json.load(f)
+    return table, config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pool")
+    parser.add_argument("searches", nargs="+")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5")
+    parser.add_argument("--average", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    table, config = pool_table(args.pool, seeds)
+    measured, _ = measurements(table, args.average)
+    space = build_space(config["space"])
+    engine = build_engine("process", args.workers)
+    try:
+        for search in args.searches:
+            arch_path = os.path.join(search, "arch.json")
+            arch = space.arch_from_dict(load_arch_file(arch_path), source=arch_path)
+            out = os.path.join(os.path.dirname(os.path.abspath(search)), "derived")
+            jobs = ground_truth_jobs(config, space, [arch], seeds[:args.average], out)
+            results = train_architectures(train_job, jobs, engine)
+            value = float(np.mean([r["test"]["acc"] for r in results]))
+            per = [percentile(value, row) for row in measured]
+            print(json.dumps({"search": search, "value": value, "percentile": statistics.fmean(per),
+                              "percentiles": per, "trainings": [r["test"]["acc"] for r in results]}), flush=True)
+    finally:
+        engine.shutdown()
+
+
+if __name__ == "__main__":
+    main()
