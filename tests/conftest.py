@@ -14,6 +14,16 @@ from enas.spaces.base import Graph, SearchSpace
 torch.set_num_threads(1)
 torch.set_flush_denormal(True)   # as the entry points do (enas.utils.pick_device)
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread_again():
+    """A command run in-process sets torch's thread count from its `threads` setting; the next
+    test (on the same xdist worker) must not inherit it: several comparisons of two code paths
+    (channels_last vs default, ...) hold only at one thread count."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
