@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from enas.arch import Architecture
+from enas.training import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,13 @@ log = logging.getLogger(__name__)
 def rank_candidates(task, supernet, candidates: Sequence[Architecture], valid_batches: int | None,
                     progress: bool = False) -> list[tuple[Architecture, dict, float]]:
     """(architecture, metrics, score) for every candidate, best score first (ties: input order)."""
-    supernet.eval()
-    scored = []
-    for i, arch in enumerate(candidates):
-        metrics = task.evaluate(supernet, "valid", arch, valid_batches)
-        scored.append((arch, metrics, task.score(metrics), i))
-        if progress and (i + 1) % 20 == 0:
-            log.info("scored %d/%d candidates", i + 1, len(candidates))
+    with eval_mode(supernet):               # no dropout; the caller's mode comes back after
+        scored = []
+        for i, arch in enumerate(candidates):
+            metrics = task.evaluate(supernet, "valid", arch, valid_batches)
+            scored.append((arch, metrics, task.score(metrics), i))
+            if progress and (i + 1) % 20 == 0:
+                log.info("scored %d/%d candidates", i + 1, len(candidates))
     scored.sort(key=lambda t: (-t[2], t[3]))
     return [(a, m, s) for a, m, s, _ in scored]
 

@@ -229,6 +229,15 @@ def percentile(value: float, population: Sequence[float], higher_is_better: bool
     return float(percentileofscore(pool, value, kind="mean"))
 
 
+def placement(value: float, measured: Sequence[Sequence[float]], higher_is_better: bool = True
+              ) -> tuple[list[float], float]:
+    """A derived architecture's percentile among each of the pool's measurements, and their mean
+    (nan when none is finite): a measurement compared with measurements of the same size."""
+    per_measurement = [percentile(value, row, higher_is_better) for row in measured]
+    finite = [p for p in per_measurement if math.isfinite(p)]
+    return per_measurement, statistics.fmean(finite) if finite else math.nan
+
+
 def noise_ceiling(table: Sequence[Sequence[float]]) -> float | None:
     """Mean Kendall tau over pairs of seeds (architectures trained under every seed only)."""
     keep = [i for i in range(len(table[0]) if table else 0) if all(math.isfinite(r[i]) for r in table)]
@@ -259,9 +268,8 @@ def beats_random_report(derived: Sequence[dict], random_table: Sequence[Sequence
     measured, names = measurements(random_table, average)
     runs = []
     for d in derived:
-        per_seed = [percentile(d.get("value", math.nan), row, higher_is_better) for row in measured]
-        finite = [p for p in per_seed if math.isfinite(p)]
-        runs.append({**d, "percentiles": per_seed, "percentile": statistics.fmean(finite) if finite else math.nan})
+        per_seed, mean = placement(d.get("value", math.nan), measured, higher_is_better)
+        runs.append({**d, "percentiles": per_seed, "percentile": mean})
     strategies = []
     for name in dict.fromkeys(r["strategy"] for r in runs):
         mine = [r["percentile"] for r in runs if r["strategy"] == name and math.isfinite(r["percentile"])]

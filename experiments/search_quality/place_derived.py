@@ -16,14 +16,13 @@ import argparse
 import glob
 import json
 import os
-import statistics
 
 import numpy as np
 
 from enas.arch import load_arch_file
 from enas.build import build_space
 from enas.parallel import build_engine
-from enas.quality import ground_truth_jobs, percentile, train_architectures
+from enas.quality import ground_truth_jobs, placement, train_architectures
 from enas.ranking import measurements
 from enas.runs import train_job
 
@@ -59,8 +58,8 @@ def main() -> None:
             jobs = ground_truth_jobs(config, space, [arch], seeds[:args.average], out)
             results = train_architectures(train_job, jobs, engine)
             value = float(np.mean([r["test"]["acc"] for r in results]))
-            per = [percentile(value, row) for row in measured]
-            print(json.dumps({"search": search, "value": value, "percentile": statistics.fmean(per),
+            per, mean = placement(value, measured)
+            print(json.dumps({"search": search, "value": value, "percentile": mean,
                               "percentiles": per, "trainings": [r["test"]["acc"] for r in results]}), flush=True)
     finally:
         engine.shutdown()
