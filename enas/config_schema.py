@@ -152,6 +152,7 @@ class Controller:
     skip_penalty: str = MISSING
     adam_beta1: float = MISSING
     adam_eps: float = MISSING
+    baseline: str = MISSING
 
 
 @dataclass
@@ -220,6 +221,7 @@ class OneShotOptions:
     batches_per_reward: int = MISSING
     fresh_state: bool = MISSING
     burn_in_batches: int = MISSING
+    shared_batches: bool = MISSING
 
 
 @dataclass

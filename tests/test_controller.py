@@ -225,3 +225,29 @@ def test_one_update_aggregates_all_archs_with_the_shared_baseline(toy_space):
     assert any(not torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
     group = strategy.optimizer.param_groups[0]
     assert group["betas"] == (0.0, 0.999) and group["eps"] == 1e-3
+
+
+def test_batch_mean_baseline_is_leave_one_out_and_ignores_a_common_offset(toy_space):
+    """A validation batch that is easier for every architecture of an update (all rewards + 5) moves
+    the controller with `baseline=batch_mean` exactly as without the offset; with the moving
+    average it does not (the baseline lags)."""
+    from enas.strategies.reinforce import leave_one_out_means
+    assert leave_one_out_means([1.0, 2.0, 6.0]) == [4.0, 3.5, 1.5]
+    with pytest.raises(ValueError, match="archs_per_step"):
+        leave_one_out_means([1.0])
+
+    def params_after(baseline, offset):
+        torch.manual_seed(0)
+        strategy = build_strategy("reinforce", toy_space, lstm_size=16, baseline=baseline)
+        strategy.tell(strategy.ask(4), [0.0, 0.1, 0.2, 0.3])   # a baseline history
+        strategy.tell(strategy.ask(4), [offset + r for r in (0.0, 0.4, 0.1, 0.2)])
+        return [p.detach().clone() for p in strategy.controller.parameters()]
+
+    same = [torch.allclose(x, y, atol=1e-6) for x, y in zip(params_after("batch_mean", 0.0),
+                                                              params_after("batch_mean", 5.0))]
+    assert all(same)
+    moving = [torch.allclose(x, y, atol=1e-6) for x, y in zip(params_after("moving_average", 0.0),
+                                                               params_after("moving_average", 5.0))]
+    assert not all(moving)
+    with pytest.raises(ValueError, match="controller.baseline"):
+        build_strategy("reinforce", toy_space, lstm_size=16, baseline="median")

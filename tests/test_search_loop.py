@@ -187,6 +187,31 @@ def test_one_shot_rewards_start_from_a_fresh_recurrent_state(tmp_path):
     assert averaged.position == 3
 
 
+def test_shared_batches_score_the_architectures_of_one_call_on_the_same_batches(tmp_path, monkeypatch):
+    """Common random numbers: every architecture of one call sees the same batches, and the stream
+    moves on by one reward's batches per call, not per architecture."""
+    from enas.evaluators import OneShot
+    loop = build_search(smoke_config("search.epochs=1"), str(tmp_path), torch.device("cpu"))
+    a, b = loop.strategy.ask(2)
+    seen = []                                            # (architecture, batch) per scored batch
+    score = loop.task.reward
+    monkeypatch.setattr(loop.task, "reward", lambda net, batch, state, arch: (
+        seen.append((arch, batch)) or score(net, batch, state, arch)))
+
+    def batches_of(arch):
+        return [batch for x, batch in seen if x is arch]
+
+    shared = OneShot(loop.task, loop.supernet, batches_per_reward=2, shared_batches=True)
+    first, _, again = shared.evaluate([a, b, a])
+    assert first == again and shared.position == 2
+    assert len(seen) == 6 and batches_of(a)[:2] == batches_of(b) == batches_of(a)[2:]
+    seen.clear()
+    not_shared = OneShot(loop.task, loop.supernet, batches_per_reward=2)
+    not_shared.evaluate([a, b])
+    assert not_shared.position == 4
+    assert all(x is not y for x in batches_of(a) for y in batches_of(b))
+
+
 def test_fair_group_trains_every_op_of_every_decision_once():
     import numpy as np
     from enas.spaces import build_space

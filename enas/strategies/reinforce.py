@@ -5,6 +5,14 @@ loss = -mean((R - b) * log pi(arch)) - entropy_weight * mean(H) + skip_weight * 
 with b a moving-average baseline (b <- decay * b + (1 - decay) * R, per architecture) and R the
 reward of each architecture. Adam on the controller's parameters.
 
+`baseline: batch_mean` (not in the official code; issue 9's reward variance reduction) replaces b
+for each architecture by the mean reward of the other architectures of the same update
+(leave-one-out: b does not depend on the architecture's own sample, so the gradient stays
+unbiased). Rewards that rise as the shared weights train then no longer give every sample a
+positive advantage (a moving average lags behind them), and with the evaluator's
+`shared_batches` the validation batch's difficulty cancels too. Needs two or more
+architectures per update (`search.archs_per_step`). The moving average is still kept (logged).
+
 One `tell` is one update: the n architectures of a theta step are scored together, each against
 the baseline as it stood when its reward arrived, and the mean of their losses is minimised in
 one Adam step. This is the official aggregation of `controller_num_aggregate` samples per update
@@ -31,6 +39,18 @@ if TYPE_CHECKING:                      # strategies see a space only through nam
     from enas.spaces.base import SearchSpace
 
 
+BASELINES = ("moving_average", "batch_mean")
+
+
+def leave_one_out_means(rewards: list[float]) -> list[float]:
+    """For each reward, the mean of the others (the baseline of `baseline: batch_mean`)."""
+    if len(rewards) < 2:
+        raise ValueError("controller.baseline=batch_mean needs two or more architectures per update "
+                         f"(search.archs_per_step); this update has {len(rewards)}")
+    total = sum(rewards)
+    return [(total - r) / (len(rewards) - 1) for r in rewards]
+
+
 @register_strategy("reinforce")
 class Reinforce(Strategy):
     """The ENAS controller trained with REINFORCE and a moving-average baseline."""
@@ -43,8 +63,10 @@ class Reinforce(Strategy):
                  lr: float = 1e-3, entropy_weight: float = 1e-3, baseline_decay: float = 0.99,
                  skip_target: float = 0.4, skip_weight: float = 0.0, grad_clip: float = 0.0,
                  priors: bool = False, skip_pair: bool = False, skip_penalty: str = "sum",
-                 adam_beta1: float = 0.9, adam_eps: float = 1e-8):
+                 adam_beta1: float = 0.9, adam_eps: float = 1e-8, baseline: str = "moving_average"):
         super().__init__(space, seed=seed, top_k=top_k)
+        if baseline not in BASELINES:
+            raise ValueError(f"controller.baseline must be one of {', '.join(BASELINES)} (got {baseline!r})")
         self.controller = Controller(self.decisions, lstm_size=lstm_size, tanh_c=tanh_c,
                                      op_tanh_reduce=op_tanh_reduce, temperature=temperature,
                                      skip_target=skip_target, priors=priors, skip_pair=skip_pair,
@@ -53,6 +75,7 @@ class Reinforce(Strategy):
                                           eps=adam_eps)
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
+        self.baseline_kind = baseline
         self.skip_weight = skip_weight
         self.grad_clip = grad_clip
         self.baseline: float | None = None
@@ -115,6 +138,8 @@ class Reinforce(Strategy):
         out = self.controller(len(archs), actions=self._actions(archs))
         reward = torch.tensor([float(r) for r in rewards], device=out.log_prob.device)
         baselines = self._baselines([float(r) for r in rewards])
+        if self.baseline_kind == "batch_mean":
+            baselines = leave_one_out_means([float(r) for r in rewards])
         advantage = reward - torch.tensor(baselines, device=reward.device)
         loss = (-(advantage * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
                 + self.skip_weight * out.skip_kl.mean())
