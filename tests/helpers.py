@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -38,3 +42,47 @@ def run_module(module: str, *args: str, check: bool = True, timeout: int = 600) 
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_command(name: str, *args: str, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
+    """Run a console script's entry function in this process (`enas-search` -> enas.cli.search:main)
+    with `args` as its command line; stdout, stderr and the exit status as `run_script` returns them.
+
+    The same function the console script calls, without the 5 s of a fresh interpreter importing
+    torch: for end-to-end tests of what a command does. Tests of the process itself (signals, a
+    killed run, exit codes seen by a shell, torchrun) use `run_script`.
+    """
+    module = importlib.import_module("enas.cli." + name[len("enas-"):].replace("-", "_"))
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, code = sys.argv, 0
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    sys.argv = [name, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                (contextlib.chdir(cwd) if cwd else contextlib.nullcontext()):
+            try:
+                module.main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        _restore_root_logger(saved_handlers, saved_level)
+    proc = subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{name} {' '.join(args)} failed ({code}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _restore_root_logger(handlers: list, level: int) -> None:
+    """Hydra configures the root logger for the command (console and the run directory's log file)
+    and leaves it so: close what it added, as a process exit would, and put back what was there."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from tests.helpers import run_script
+from tests.helpers import run_command
 
 
 def assert_one_line_error(proc, *needles):
@@ -17,7 +17,7 @@ def assert_one_line_error(proc, *needles):
 
 
 def test_missing_data_directory(tmp_path):
-    proc = run_script("enas-search", "experiment=smoke_ptb", f"data.path={tmp_path / 'nope'}",
+    proc = run_command("enas-search", "experiment=smoke_ptb", f"data.path={tmp_path / 'nope'}",
                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert_one_line_error(proc, "error:", str(tmp_path / "nope"))
 
@@ -28,13 +28,13 @@ def test_empty_data_file(tmp_path):
     (data / "train.txt").write_text("a b c\n" * 200)
     (data / "valid.txt").write_text("")
     (data / "test.txt").write_text("a b\n" * 50)
-    proc = run_script("enas-search", "experiment=smoke_ptb", f"data.path={data}",
+    proc = run_command("enas-search", "experiment=smoke_ptb", f"data.path={data}",
                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert_one_line_error(proc, "error:", "valid.txt")
 
 
 def test_unknown_config_key(tmp_path):
-    proc = run_script("enas-search", "experiment=smoke_ptb", "search.epochz=3",
+    proc = run_command("enas-search", "experiment=smoke_ptb", "search.epochz=3",
                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode != 0 and "epochz" in proc.stderr
 
@@ -42,8 +42,8 @@ def test_unknown_config_key(tmp_path):
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("search")
-    run_script("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={run_dir}", "search.epochs=1")
-    run_script("enas-derive", f"run_dir={run_dir}")
+    run_command("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={run_dir}", "search.epochs=1")
+    run_command("enas-derive", f"run_dir={run_dir}")
     return run_dir
 
 
@@ -64,7 +64,7 @@ def write_arch(path, **changes):
 ])
 def test_bad_arch_json(searched, tmp_path, change, needle):
     bad = write_arch(searched / "arch.json", **change)
-    proc = run_script("enas-train", f"arch={bad}", "experiment=smoke_ptb", f"hydra.run.dir={tmp_path / 't'}",
+    proc = run_command("enas-train", f"arch={bad}", "experiment=smoke_ptb", f"hydra.run.dir={tmp_path / 't'}",
                       check=False)
     assert_one_line_error(proc, str(bad), needle)
 
@@ -72,12 +72,12 @@ def test_bad_arch_json(searched, tmp_path, change, needle):
 @pytest.mark.slow
 def test_checkpoint_of_another_size_and_existing_run(searched, tmp_path):
     before = (searched / "checkpoint.pt").read_bytes()
-    proc = run_script("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", "resume=true",
+    proc = run_command("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", "resume=true",
                       "space.sizes.hidden_size=32", check=False)
     assert_one_line_error(proc, "checkpoint.pt", "sizes")
-    proc = run_script("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", check=False)
+    proc = run_command("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", check=False)
     assert_one_line_error(proc, "resume=true")
-    proc = run_script("enas-search", "experiment=smoke_micro", f"hydra.run.dir={searched}", "resume=true",
+    proc = run_command("enas-search", "experiment=smoke_micro", f"hydra.run.dir={searched}", "resume=true",
                       check=False)
     assert_one_line_error(proc, "checkpoint.pt", "space")
     assert (searched / "checkpoint.pt").read_bytes() == before   # nothing written was lost

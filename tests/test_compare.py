@@ -10,7 +10,7 @@ from enas.cli.compare import archs_scored, best_reward, check_lists, forwarded_o
 from enas.compare import (RUN_COLUMNS, aggregate, failed_row, format_csv, format_markdown, format_mean_std,
                           mean_std, run_row)
 from enas.utils import UserError
-from tests.helpers import run_script
+from tests.helpers import run_command
 
 
 def _rows():
@@ -126,7 +126,7 @@ def test_one_line_names_unexpected_error_types():
 @pytest.mark.slow
 def test_enas_compare_end_to_end(tmp_path):
     out_dir = tmp_path / "cmp"
-    out = run_script("enas-compare", "experiment=smoke_micro", "strategies=[random,evolution]", "seeds=[0]",
+    out = run_command("enas-compare", "experiment=smoke_micro", "strategies=[random,evolution]", "seeds=[0]",
                      f"out_dir={out_dir}", "search.epochs=1").stdout
     assert f"tensorboard --logdir {out_dir}" in out
     parsed = list(csv.DictReader(io.StringIO((out_dir / "comparison.csv").read_text())))
@@ -142,7 +142,7 @@ def test_enas_compare_end_to_end(tmp_path):
         assert list((out_dir / run / "train" / "tb").glob("events.out.tfevents.*"))
         assert (out_dir / run / "search" / "arch.json").exists()
     # a second comparison into the same out_dir is refused before any run starts
-    again = run_script("enas-compare", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
+    again = run_command("enas-compare", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
                        f"out_dir={out_dir}", check=False)
     assert again.returncode == 2 and "already holds random-seed0" in again.stderr
     assert "Traceback" not in again.stderr

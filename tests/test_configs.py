@@ -185,14 +185,14 @@ def test_open_sections_take_new_keys_and_closed_ones_do_not(tmp_path):
     ("enas-beats-random", ["experiment=smoke_micro", "num_random=abc"], "num_random=abc: expected int"),
 ])
 def test_commands_report_a_bad_type_in_one_line(tmp_path, script, args, error):
-    from tests.helpers import run_script
+    from tests.helpers import run_command
     run_dir = tmp_path / "run"
     if script in ("enas-derive", "enas-rank-check"):      # they read an existing run dir
         run_dir.mkdir()
         where = [f"run_dir={run_dir}"]
     else:
         where = [f"out_dir={run_dir}"] if script in ("enas-compare", "enas-beats-random") else [f"hydra.run.dir={run_dir}"]
-    proc = run_script(script, *args, *where, check=False)
+    proc = run_command(script, *args, *where, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"error: {error}"
     assert not run_dir.exists() or not any(run_dir.iterdir())

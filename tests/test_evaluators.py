@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from enas.spaces import build_space
 from enas.strategies.base import uniform_architecture
 from enas.utils import UserError
 from tests.faulty_children import FaultyChild
+from tests.helpers import run_command
 
-BIN = Path(sys.executable).parent
 
 DATA = {"name": "digits", "path": None, "num_valid": 297, "batch_size": 32, "eval_batch_size": 64,
         "train_limit": 200, "test_limit": None, "limit_per_class": None,
@@ -204,22 +202,16 @@ def test_inherited_weights_start_with_a_lower_loss(digits):
         make(digits, space, sizes, name="inherit", supernet=supernet, width_multiplier=0.5)
 
 
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["smoke_nas_cnn", "smoke_nas_rnn"])
 def test_smoke_search_derive_train(preset, tmp_path):
     search_dir, train_dir = tmp_path / "search", tmp_path / "train"
-    out = run([str(BIN / "enas-search"), f"experiment={preset}", "evaluator=standalone", "search.epochs=1",
-               f"hydra.run.dir={search_dir}"], tmp_path)
+    out = run_command("enas-search", f"experiment={preset}", "evaluator=standalone", "search.epochs=1",
+                      f"hydra.run.dir={search_dir}", cwd=tmp_path).stdout
     assert "evaluator standalone" in out and "no supernet" in out
     assert len(journal(search_dir)) == 4
-    run([str(BIN / "enas-derive"), f"run_dir={search_dir}"], tmp_path)
+    run_command("enas-derive", f"run_dir={search_dir}", cwd=tmp_path)
     assert (search_dir / "arch.json").exists()
-    run([str(BIN / "enas-train"), f"arch={search_dir / 'arch.json'}", f"experiment={preset}",
-         f"hydra.run.dir={train_dir}"], tmp_path)
+    run_command("enas-train", f"arch={search_dir / 'arch.json'}", f"experiment={preset}",
+                f"hydra.run.dir={train_dir}", cwd=tmp_path)
     assert (train_dir / "result.json").exists()

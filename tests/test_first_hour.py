@@ -14,7 +14,7 @@ from enas.logs import Eta, format_duration
 from enas.tasks import format_metric
 from enas.training import DivergenceWatch
 from enas.utils import UserError, available_cores, pick_device, set_threads
-from tests.helpers import run_script
+from tests.helpers import run_command
 
 TINY = ["experiment=smoke_ptb", "search.epochs=1", "search.omega_steps=3", "search.strategy_steps=1",
         "search.archs_per_step=2", "search.valid_batches=1", "derive.num_samples=2", "derive.valid_batches=1"]
@@ -69,23 +69,23 @@ def test_divergence_is_warned_after_windows_far_above_uniform(caplog):
 @pytest.mark.slow
 def test_command_line_errors_are_one_line_and_leave_no_run_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                          # restored after the test (Ray workers import from cwd)
-    line = one_error_line(run_script("enas-rank-check", check=False))
+    line = one_error_line(run_command("enas-rank-check", check=False))
     assert line == "error: missing value for run_dir (give it on the command line: run_dir=runs/search/<...>)"
-    line = one_error_line(run_script("enas-derive", f"run_dir={tmp_path / 'mistyped'}", check=False))
+    line = one_error_line(run_command("enas-derive", f"run_dir={tmp_path / 'mistyped'}", check=False))
     assert "no such directory" in line and not (tmp_path / "mistyped").exists()
     (tmp_path / "arch.json").write_text("{}")
-    line = one_error_line(run_script("enas-derive", f"run_dir={tmp_path / 'arch.json'}", check=False))
+    line = one_error_line(run_command("enas-derive", f"run_dir={tmp_path / 'arch.json'}", check=False))
     assert "is a file" in line
-    line = one_error_line(run_script("enas-search", "device=gpu", f"hydra.run.dir={tmp_path / 'gpu'}", check=False))
+    line = one_error_line(run_command("enas-search", "device=gpu", f"hydra.run.dir={tmp_path / 'gpu'}", check=False))
     assert "accepted: auto, cpu, cuda" in line and not (tmp_path / "gpu").exists()
-    line = one_error_line(run_script("enas-train", f"arch={tmp_path / 'missing.json'}",
+    line = one_error_line(run_command("enas-train", f"arch={tmp_path / 'missing.json'}",
                                      f"hydra.run.dir={tmp_path / 'train'}", check=False))
     assert "missing.json" in line and not (tmp_path / "train").exists()
     (tmp_path / "empty").mkdir()
-    line = one_error_line(run_script("enas-train", f"arch={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 't2'}",
+    line = one_error_line(run_command("enas-train", f"arch={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 't2'}",
                                      check=False))
     assert "directory without arch.json" in line
-    line = one_error_line(run_script("enas-compare", "strategies=[random,magic]", f"out_dir={tmp_path / 'cmp'}",
+    line = one_error_line(run_command("enas-compare", "strategies=[random,magic]", f"out_dir={tmp_path / 'cmp'}",
                                      check=False))
     assert "unknown magic" in line
 
@@ -93,19 +93,19 @@ def test_command_line_errors_are_one_line_and_leave_no_run_dir(tmp_path, monkeyp
 @pytest.mark.slow
 def test_a_short_run_says_threads_next_steps_and_finished(tmp_path):
     run_dir = tmp_path / "search"
-    out = run_script("enas-search", *TINY, "threads=1", "data.bptt=10", f"hydra.run.dir={run_dir}").stdout
+    out = run_command("enas-search", *TINY, "threads=1", "data.bptt=10", f"hydra.run.dir={run_dir}").stdout
     assert "1 CPU threads" in out.splitlines()[0] and "ETA" not in out.splitlines()[0]
     assert "elapsed" in out and (run_dir / "search.log").read_text().count("theta done") == 1
-    again = run_script("enas-search", *TINY, "threads=1", "data.bptt=10", f"hydra.run.dir={run_dir}",
+    again = run_command("enas-search", *TINY, "threads=1", "data.bptt=10", f"hydra.run.dir={run_dir}",
                        "resume=true").stdout
     assert "the search is finished (1/1 epochs)" in again and "search.epochs=<more than 1>" in again
-    out = run_script("enas-derive", f"run_dir={run_dir}", "experiment=smoke_ptb").stdout
+    out = run_command("enas-derive", f"run_dir={run_dir}", "experiment=smoke_ptb").stdout
     next_line = [line for line in out.splitlines() if line.startswith("next: ")][0]
     assert next_line == (f"next: enas-train arch={run_dir / 'arch.json'} experiment=smoke_ptb "
                          f"threads=1 data.bptt=10")
     arch = json.loads((run_dir / "arch.json").read_text())
     assert arch["search_data"]["name"] == "ptb"
-    train = run_script("enas-train", f"arch={run_dir}", "experiment=smoke_micro", "trainer.epochs=1",
+    train = run_command("enas-train", f"arch={run_dir}", "experiment=smoke_micro", "trainer.epochs=1",
                        f"hydra.run.dir={tmp_path / 'train'}", check=False)
     assert "architecture of space 'rnn_cell'" in train.stderr     # arch=<run dir> found its arch.json
 

@@ -16,7 +16,7 @@ from enas.plots import Panel, nice_ticks, save_image, scatter_panels
 from enas.quality import (beats_random_csv, beats_random_plot, beats_random_report, format_beats_random,
                           ground_truth_jobs, noise_ceiling, percentile, train_architectures, values_by_seed)
 from enas.ranking import kendall_tau, rank_check_plot, rank_report, sample_architectures
-from tests.helpers import run_module
+from tests.helpers import run_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -178,7 +178,7 @@ def test_train_architectures_keeps_order_and_records_failures(caplog):
 @pytest.mark.slow
 def test_beats_random_end_to_end(tmp_path):
     out_dir = tmp_path / "br"
-    out = run_module("enas.cli.beats_random", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
+    out = run_command("enas-beats-random", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
                      "num_random=3", "workers=2", "search.epochs=1", "trainer.steps_per_epoch=3",
                      f"out_dir={out_dir}").stdout
     assert "Percentile of the derived architecture" in out

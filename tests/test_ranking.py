@@ -14,7 +14,7 @@ from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, 
                           one_shot_batches, rank_by_recorded_rewards, rank_report, recalibrate_bn,
                           sample_architectures, spearman_rho, top_k, top_k_overlap)
 from enas.strategies import build_strategy
-from tests.helpers import run_module, run_script
+from tests.helpers import run_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -202,10 +202,10 @@ def test_format_rank_report_has_verdict_figures_and_rows():
 @pytest.mark.slow
 def test_rank_check_end_to_end(tmp_path):
     run_dir = tmp_path / "search"
-    run_script("enas-search", "experiment=smoke_micro", "search.epochs=1", f"hydra.run.dir={run_dir}")
+    run_command("enas-search", "experiment=smoke_micro", "search.epochs=1", f"hydra.run.dir={run_dir}")
     args = [f"run_dir={run_dir}", "num_archs=3", "ground_truth.engine=inline", "stats.bootstrap=50",
             'ground_truth.overrides=["trainer.steps_per_epoch=3"]']
-    out = run_module("enas.cli.rank_check", *args).stdout
+    out = run_command("enas-rank-check", *args).stdout
     assert "noise-ceiling tau" in out and "Kendall tau" in out
     report = json.loads((run_dir / "rank_check.json").read_text())
     assert report["num_archs"] == 3 and len(report["rows"]) == 3
@@ -216,6 +216,6 @@ def test_rank_check_end_to_end(tmp_path):
     assert (run_dir / "rank_check.png").read_bytes()[:8] == PNG_SIGNATURE
     assert len(list((run_dir / "rank_check_runs").glob("arch*/seed*/result.json"))) == 6
     # the same check again reuses the six trainings
-    again = run_module("enas.cli.rank_check", *args).stdout
+    again = run_command("enas-rank-check", *args).stdout
     assert "networks from scratch" not in again and report["rows"] == json.loads(
         (run_dir / "rank_check.json").read_text())["rows"]

@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from enas.cli.common import CONFIG_DIR
-from tests.helpers import run_script
+from tests.helpers import run_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CONFIG_OF = {"enas-search": "search", "enas-train": "train", "enas-derive": "derive",
@@ -109,10 +109,10 @@ def written_tags(run_dir: Path) -> set[str]:
 def test_every_documented_tensorboard_tag_is_written(tmp_path):
     tiny = ["search.epochs=1", "search.omega_steps=3", "search.strategy_steps=2", "search.log_every=1"]
     for strategy in ("reinforce", "evolution", "tpe"):
-        run_script("enas-search", "experiment=smoke_macro", f"strategy={strategy}", *tiny,
+        run_command("enas-search", "experiment=smoke_macro", f"strategy={strategy}", *tiny,
                    f"hydra.run.dir={tmp_path / strategy}")
-    run_script("enas-derive", f"run_dir={tmp_path / 'reinforce'}", "num_samples=2")
-    run_script("enas-train", f"arch={tmp_path / 'reinforce'}", "experiment=smoke_macro", "trainer.epochs=1",
+    run_command("enas-derive", f"run_dir={tmp_path / 'reinforce'}", "num_samples=2")
+    run_command("enas-train", f"arch={tmp_path / 'reinforce'}", "experiment=smoke_macro", "trainer.epochs=1",
                "trainer.steps_per_epoch=2", "trainer.log_every=1", f"hydra.run.dir={tmp_path / 'train'}")
     written = written_tags(tmp_path)
     items = documented_tags()

@@ -5,16 +5,16 @@ import json
 import pytest
 import torch
 
-from tests.helpers import run_script
+from tests.helpers import run_command
 
 # One short epoch: 3 omega steps, 3 theta steps of 2 architectures.
 SHORT = ["search.epochs=1", "search.omega_steps=3"]
 
 
 def search_and_derive(run_dir, *overrides: str) -> dict:
-    out = run_script("enas-search", *overrides, f"hydra.run.dir={run_dir}").stdout
+    out = run_command("enas-search", *overrides, f"hydra.run.dir={run_dir}").stdout
     assert "epoch 1/1 done" in out
-    run_script("enas-derive", f"run_dir={run_dir}")
+    run_command("enas-derive", f"run_dir={run_dir}")
     return json.loads((run_dir / "arch.json").read_text())
 
 
@@ -42,7 +42,7 @@ def test_grid_preset_enumerates_its_subset(tmp_path):
 
 @pytest.mark.slow
 def test_grid_over_the_whole_space_fails_cleanly(tmp_path):
-    proc = run_script("enas-search", "experiment=smoke_micro", "strategy=grid", *SHORT,
+    proc = run_command("enas-search", "experiment=smoke_micro", "strategy=grid", *SHORT,
                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
@@ -73,13 +73,13 @@ def test_evolution_resumes_mid_search_like_an_uninterrupted_run(tmp_path):
     base = ["experiment=smoke_micro", "strategy=evolution", "search.epochs=2", "search.omega_steps=3",
             "strategy.options.population_size=4", "strategy.options.sample_size=2", "search.checkpoint_every=0"]
     full, split = tmp_path / "full", tmp_path / "split"
-    run_script("enas-search", *base, "search.max_steps=6", f"hydra.run.dir={full}")
+    run_command("enas-search", *base, "search.max_steps=6", f"hydra.run.dir={full}")
     # stop mid-epoch 2 (after epoch 1's theta phase), then continue to the same end
-    out = run_script("enas-search", *base, "search.max_steps=4", f"hydra.run.dir={split}").stdout
+    out = run_command("enas-search", *base, "search.max_steps=4", f"hydra.run.dir={split}").stdout
     assert "stopped at max_steps=4" in out
     stopped = torch.load(split / "checkpoint.pt", weights_only=True)
     assert stopped["position"]["global_step"] == 4 and len(stopped["strategy"]["population"]) == 4
-    out = run_script("enas-search", *base, "search.max_steps=6", "resume=true", f"hydra.run.dir={split}").stdout
+    out = run_command("enas-search", *base, "search.max_steps=6", "resume=true", f"hydra.run.dir={split}").stdout
     assert "resumed" in out
     a = torch.load(full / "checkpoint.pt", weights_only=True)
     b = torch.load(split / "checkpoint.pt", weights_only=True)
