@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from enas.arch import Architecture
 from enas.evaluators.base import Evaluator
@@ -56,12 +56,13 @@ class OneShot(Evaluator):
         with eval_mode(self.supernet):
             if not self.shared_batches:
                 return [self._reward(arch, self._next_batch) for arch in archs]
-            # the call's batches, drawn once and replayed for each architecture
+            # the call's batches, drawn from the stream once and replayed for each architecture
             needed = self.batches_per_reward + (self.burn_in_batches if self.fresh_state else 0)
             batches = [self._next_batch() for _ in range(needed)]
             return [self._reward(arch, iter(batches).__next__) for arch in archs]
 
-    def _reward(self, arch: Architecture, next_batch) -> float:
+    def _reward(self, arch: Architecture, next_batch: Callable[[], object]) -> float:
+        """The mean reward of `arch` over `batches_per_reward` batches taken from `next_batch()`."""
         if self.fresh_state or self.state is None:
             state = self.task.init_state(self.supernet, "valid")
         else:
