@@ -429,6 +429,9 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
         optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"],
                                     masked=rows_for is not None or settings.sync_free or settings.cuda_graphs,
                                     rows_for=rows_for, capturable=settings.cuda_graphs)
+    if (cfg["strategy"].get("options") or {}).get("baseline") == "batch_mean" and settings.archs_per_step < 2:
+        raise UserError(f"controller.baseline=batch_mean compares the architectures of one controller update: "
+                        f"set search.archs_per_step to 2 or more (it is {settings.archs_per_step})")
     strategy = build_strategy(cfg["strategy"], space, cfg["seed"], strategy_device(device, accel))
     evaluator = build_evaluator(cfg, task, space, supernet, sizes, run_dir, device)
     surrogate = build_surrogate(cfg["search"].get("surrogate"), space)

@@ -251,3 +251,13 @@ def test_batch_mean_baseline_is_leave_one_out_and_ignores_a_common_offset(toy_sp
     assert not all(moving)
     with pytest.raises(ValueError, match="controller.baseline"):
         build_strategy("reinforce", toy_space, lstm_size=16, baseline="median")
+
+
+def test_batch_mean_baseline_with_one_architecture_per_update_is_refused_before_the_search(tmp_path):
+    from enas.build import build_search
+    from enas.utils import UserError
+    from tests.helpers import compose_config
+    cfg = compose_config("search", ["experiment=smoke_micro", "controller.baseline=batch_mean",
+                                    "search.archs_per_step=1"])
+    with pytest.raises(UserError, match="search.archs_per_step to 2 or more"):
+        build_search(cfg, str(tmp_path), torch.device("cpu"))
