@@ -332,3 +332,22 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert by["main", "reinforce"]["taus"] == [0.35] and by["main", "random"]["percentiles"] == [50.0]
     table = markdown(found)
     assert "| main | reinforce | 0.700 | 0.35 | 0.50 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in table
+
+
+def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):
+    """experiments/search_quality/entropy_curve.py: first, lowest and last window means and the
+    change in per cent, from the TensorBoard events a search writes; the PNG of the curve."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from experiments.search_quality.entropy_curve import main, summary
+    values = [20.0] * 10 + [16.0] * 10 + [18.0] * 10
+    writer = SummaryWriter(str(tmp_path / "run" / "tb"))
+    for step, value in enumerate(values):
+        writer.add_scalar("controller/entropy", value, step)
+    writer.close()
+    s = summary(values, window=10)
+    assert (s["first"], s["lowest"], s["last"]) == (20.0, 16.0, 18.0)
+    assert s["change"] == pytest.approx(-0.10) and s["lowest_change"] == pytest.approx(-0.20)
+    main([str(tmp_path / "run"), "--names", "ptb", "--png", str(tmp_path / "e.png")])
+    assert "| ptb | 30 | 20.000 | 16.000 | 18.000 | -10.0% | -20.0% |" in capsys.readouterr().out
+    assert (tmp_path / "e.png").read_bytes()[:8] == PNG_SIGNATURE
