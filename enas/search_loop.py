@@ -97,6 +97,7 @@ class SearchLoop:
         self.batch = 0                    # omega batches done in the current epoch
         self.theta_done = False           # theta phase of the current epoch finished
         self.global_step = 0              # omega steps done in total
+        self.strategy_updates = 0         # strategy.tell calls in total (the x axis of its TensorBoard tags)
         self.train_state = None           # recurrent state along the training stream
         self.stepper = None if optimizer is None else StepRunner(
             optimizer, supernet.parameters(), settings.grad_clip, settings.max_nonfinite, self.checkpoint_path,
@@ -290,7 +291,8 @@ class SearchLoop:
             self.surrogate.observe(archs, rewards)
         self.epoch_rewards.extend(rewards)
         self.epoch_archs.extend(archs)
-        log_scalars(self.writer, self.strategy.log_prefix, stats, self.global_step)
+        self.strategy_updates += 1
+        log_scalars(self.writer, self.strategy.log_prefix, stats, self.strategy_updates)
 
     def _end_epoch(self) -> None:
         summary = self._epoch_summary() if self.dist.is_main else None   # the others get it at save()
@@ -382,7 +384,7 @@ class SearchLoop:
             "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
             "evaluator": self.evaluator.state_dict(),
             "position": {"epoch": self.epoch, "batch": self.batch, "theta_done": self.theta_done,
-                         "global_step": self.global_step},
+                         "global_step": self.global_step, "strategy_updates": self.strategy_updates},
             "train_state": self.train_state,
             "nonfinite_total": self.nonfinite_total,
             "history": self.history,
@@ -403,6 +405,7 @@ class SearchLoop:
         pos = state["position"]
         self.epoch, self.batch = pos["epoch"], pos["batch"]
         self.theta_done, self.global_step = pos["theta_done"], pos["global_step"]
+        self.strategy_updates = pos.get("strategy_updates", 0)   # absent from checkpoints before it was kept
         self.train_state = self.dist.shard_batch(state["train_state"])
         if self.stepper is not None:
             self.stepper.nonfinite_total = state["nonfinite_total"]

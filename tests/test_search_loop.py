@@ -270,3 +270,30 @@ def test_fair_sampling_search_runs_k_forwards_per_update(tmp_path):
     loop.optimizer.step = lambda *a, **k: (steps.append(1), real_step(*a, **k))[1]
     loop.run()
     assert len(steps) == 2 and len(calls) == 2 * 5
+
+
+class _RecordingWriter:
+    """Stands in for a SummaryWriter: keeps (tag, step) of every scalar."""
+
+    def __init__(self):
+        self.scalars = []
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, step))
+
+    def __getattr__(self, name):                    # images, histograms, flush: not recorded
+        return lambda *args, **kwargs: None
+
+
+def test_strategy_tags_count_updates_across_a_resume(tmp_path):
+    """controller/* has one point per REINFORCE update at x = 1, 2, ... (not every update of an
+    epoch stacked at one omega step), and a resumed run goes on counting."""
+    cfg = smoke_config("search.epochs=2", "search.strategy_steps=3")
+    writer = _RecordingWriter()
+    loop = build_search(cfg, str(tmp_path), torch.device("cpu"), writer=writer)
+    loop.run()
+    steps = [step for tag, step in writer.scalars if tag == "controller/entropy"]
+    assert steps == list(range(1, 7)) and loop.strategy_updates == 6
+    resumed = build_search(cfg, str(tmp_path), torch.device("cpu"))
+    resumed.load_state_dict(load_checkpoint(loop.checkpoint_path))
+    assert resumed.strategy_updates == 6

@@ -21,14 +21,18 @@ TAG = "controller/entropy"
 
 
 def read_scalars(run_dir: str, tag: str = TAG) -> list[tuple[int, float]]:
-    """(step, value) of `tag` in the TensorBoard events under run_dir/tb (or run_dir), by step."""
+    """(step, value) of `tag` in the TensorBoard events under run_dir/tb (or run_dir), in update order.
+
+    Runs written before the strategy's tags counted updates log a whole theta phase at one omega
+    step: within a step the events keep the order they were written in."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     folder = os.path.join(run_dir, "tb") if os.path.isdir(os.path.join(run_dir, "tb")) else run_dir
     events = EventAccumulator(folder, size_guidance={"scalars": 0})
     events.Reload()
     if tag not in events.Tags()["scalars"]:
         raise SystemExit(f"error: {folder} holds no {tag!r} scalars")
-    return sorted((e.step, e.value) for e in events.Scalars(tag))
+    ordered = sorted(events.Scalars(tag), key=lambda e: (e.step, e.wall_time))
+    return [(e.step, e.value) for e in ordered]
 
 
 def summary(values: list[float], window: int = 10) -> dict:
