@@ -37,7 +37,12 @@ beats_random before_fixes reinforce '[0]' controller.skip_pair=false controller.
     controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 space.sizes.branch_conv1x1=false
 beats_random warmup reinforce '[0]' search.warmup_epochs=3
 beats_random fair reinforce '[0]' search.fair_sampling=true
-beats_random reward_batches reinforce '[0]' evaluator.options.batches_per_reward=4
+beats_random reward_batches reinforce '[0]' evaluator.options.batches_per_reward=4   # not run (time)
+# second session: warm-up on two more seeds; reward variance reduction (common validation batches
+# for the architectures of one update, leave-one-out batch-mean baseline) on three
+beats_random warmup_s12 reinforce '[1,2]' search.warmup_epochs=3
+beats_random variance_reduction reinforce '[0,1,2]' controller.baseline=batch_mean \
+    evaluator.options.shared_batches=true
 
 # 3. One-shot tau: each search's supernet against the same pool (the same 12 draws: seed 0).
 for search in $OUT/*/*-seed*/search; do
@@ -46,6 +51,15 @@ for search in $OUT/*/*-seed*/search; do
         ground_truth.average=3 ground_truth.workers=1
 done
 $BIN/python -m experiments.search_quality.table $OUT > experiments/search_quality/table.md
+# the same rank checks with the whole validation split (2,000 images) for the one-shot scores;
+# rank_check_2000.json beside each search's rank_check.json (which keeps the 1,000-image check)
+for search in $OUT/*/*-seed*/search; do
+    cp $search/rank_check.json $search/rank_check_1000.json
+    $BIN/enas-rank-check run_dir=$search num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3,4,5]' \
+        ground_truth.average=3 ground_truth.workers=1 one_shot.valid_images=null
+    mv $search/rank_check.json $search/rank_check_2000.json
+    mv $search/rank_check_1000.json $search/rank_check.json
+done
 
 # 4. PTB small: does the controller learn (entropy), and does the derived cell beat 5 random cells?
 P=$OUT/ptb
@@ -60,3 +74,18 @@ SHORT=(trainer.epochs=1 trainer.steps_per_epoch=150 trainer.log_every=50)
 $BIN/enas-beats-random experiment=enas_ptb_small 'seeds=[]' num_random=5 'train_seeds=[0]' workers=1 \
     "${SHORT[@]}" out_dir=$P/pool
 $BIN/enas-train arch=$P/search/arch.json experiment=enas_ptb_small seed=0 "${SHORT[@]}" hydra.run.dir=$P/derived
+# second session: reward variance reduction and a smaller entropy bonus (1e-4; official PTB 1e-3)
+VR=(controller.baseline=batch_mean evaluator.options.shared_batches=true)
+CTRL=(search.omega_steps=100 search.strategy_steps=100 controller.lr=0.01 controller.temperature=1.0)
+$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_vr search.epochs=4 "${CTRL[@]}" \
+    "${VR[@]}" || true      # entropy bonus 1e-3: stopped after 2.2 epochs, the entropy rising
+$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_vr_e4 search.epochs=4 "${CTRL[@]}" \
+    "${VR[@]}" controller.entropy_weight=0.0001
+$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_e4_novr search.epochs=2 "${CTRL[@]}" \
+    controller.entropy_weight=0.0001                # the same without variance reduction (2 epochs)
+$BIN/enas-derive run_dir=$P/search_vr_e4 num_samples=10 valid_batches=4
+$BIN/enas-train arch=$P/search_vr_e4/arch.json experiment=enas_ptb_small seed=0 "${SHORT[@]}" \
+    hydra.run.dir=$P/derived_vr
+$BIN/python -m experiments.search_quality.entropy_curve $P/search_vr $P/search_vr_e4 $P/search_e4_novr \
+    --names "VR, entropy bonus 1e-3" "VR, entropy bonus 1e-4" "no VR, entropy bonus 1e-4" \
+    --png experiments/search_quality/ptb_entropy.png > experiments/search_quality/ptb_entropy.md
