@@ -7,7 +7,9 @@ Reads every <out>/<dir>/beats_random.json (enas-beats-random; or placed.jsonl, t
 place_derived.py for an interrupted run) and, for each search run, its
 <strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per setting and strategy
 with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its share of the
-ceiling), and the derived architecture's percentile among the random pool. `--group` names
+ceiling), the one-shot tau of the same check scored on the whole validation split (2,000
+images: `rank_check_2000.json` beside it, where run.sh wrote one), and the derived
+architecture's percentile among the random pool. `--group` names
 the directories whose runs form one setting (the default: each directory is a setting).
 """
 
@@ -19,6 +21,9 @@ import os
 import re
 import statistics
 import sys
+
+
+WHOLE_SPLIT_CHECK = "rank_check_2000.json"    # the same rank check, one-shot scores on the whole validation split
 
 
 def _load(path: str) -> dict | None:
@@ -70,27 +75,37 @@ def rows(out: str, groups: dict[str, list[str]]) -> list[dict]:
             noise = noise if ceiling is None else ceiling
         for strategy in dict.fromkeys(r["strategy"] for r in runs):
             mine = sorted((r for r in runs if r["strategy"] == strategy), key=lambda r: r["seed"])
-            taus = []
+            taus, taus_whole = [], []
             for r in mine:
-                check = _load(os.path.join(out, r["dir"], f"{strategy}-seed{r['seed']}", "search", "rank_check.json"))
+                search = os.path.join(out, r["dir"], f"{strategy}-seed{r['seed']}", "search")
+                check = _load(os.path.join(search, "rank_check.json"))
                 if check is not None and check.get("one_shot_tau") is not None:
                     taus.append(check["one_shot_tau"])
                     noise = check["noise_ceiling_tau"] if noise is None else noise
+                whole = _load(os.path.join(search, WHOLE_SPLIT_CHECK))
+                if whole is not None and whole.get("one_shot_tau") is not None:
+                    taus_whole.append(whole["one_shot_tau"])
             percentiles = [r["percentile"] for r in mine]
             found.append({"setting": setting, "strategy": strategy, "noise": noise, "taus": taus,
+                          "taus_whole": taus_whole,
                           "percentiles": percentiles, "values": [r["value"] for r in mine],
                           "seeds": [r["seed"] for r in mine], "at_80": sum(p >= 80 for p in percentiles)})
     return found
 
 
+def _share(taus: list[float], noise: float | None) -> str:
+    return f"{statistics.fmean(taus) / noise:.2f}" if taus and noise else "-"
+
+
 def markdown(found: list[dict]) -> str:
     lines = ["| setting | strategy | noise-ceiling tau | one-shot tau (mean ± sd over seeds) | share of ceiling "
+             "| one-shot tau, 2,000 valid images | share of ceiling "
              "| derived test acc | derived percentile among 12 random (mean ± sd) | runs >= 80th | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in found:
-        share = f"{statistics.fmean(r['taus']) / r['noise']:.2f}" if r["taus"] and r["noise"] else "-"
         noise = f"{r['noise']:.3f}" if r["noise"] is not None else "-"
-        lines.append(f"| {r['setting']} | {r['strategy']} | {noise} | {_mean_sd(r['taus'])} | {share} "
+        lines.append(f"| {r['setting']} | {r['strategy']} | {noise} | {_mean_sd(r['taus'])} | {_share(r['taus'], r['noise'])} "
+                     f"| {_mean_sd(r.get('taus_whole', []))} | {_share(r.get('taus_whole', []), r['noise'])} "
                      f"| {_mean_sd(r['values'], 4)} | {_mean_sd(r['percentiles'], 1)} | {r['at_80']}/{len(r['percentiles'])} "
                      f"| {','.join(str(s) for s in r['seeds'])} |")
     return "\n".join(lines) + "\n"
