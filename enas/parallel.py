@@ -11,7 +11,8 @@
 Engines (existing schedulers only; nothing here schedules work itself):
 - "process": `concurrent.futures.ProcessPoolExecutor` with the "spawn" start method (forking a
   process that already runs torch threads is unsafe); each worker limits torch to
-  cpu_count // workers threads. A worker that dies breaks the whole pool (every pending future
+  cpu_count // workers threads, and exits as soon as the process that started it is gone (a
+  killed search would otherwise leave its workers training children for nobody). A worker that dies breaks the whole pool (every pending future
   raises BrokenProcessPool): `restart()` makes a new pool, `generation` counts the pools.
 - "ray": `ray.remote` tasks on a local Ray (optional extra `enas[ray]`); a dead worker raises
   WorkerCrashedError for its own task only. Ray's own retries are off: the caller counts them.
@@ -24,16 +25,29 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
 ENGINES = ("process", "ray", "inline")
 
 
-def _limit_threads(threads: int) -> None:
-    """Process-pool initializer: cap torch's intra-op threads so workers do not oversubscribe."""
+def _start_worker(threads: int, parent_pid: int) -> None:
+    """Process-pool initializer: cap torch's intra-op threads so workers do not oversubscribe,
+    and follow the parent: a worker whose parent died (SIGKILL, a crash) exits within a second
+    or two instead of finishing its job and idling as an orphan."""
     import torch
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True,
+                     name="enas-parent-watch").start()
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -106,7 +120,7 @@ class ProcessEngine:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_threads, initargs=(threads_per_worker(self.workers),))
+                initializer=_start_worker, initargs=(threads_per_worker(self.workers), os.getpid()))
         return self._pool
 
     def submit(self, fn: Callable, job) -> cf.Future:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +33,21 @@ def die(job):
 def torch_threads(job):
     import torch
     return torch.get_num_threads()
+
+
+def write_pid_and_sleep(job):
+    with open(job["pid_file"], "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(job["seconds"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:           # a zombie is gone too (reaped by init soon)
+        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def collect(engine, handles):
@@ -83,6 +103,32 @@ def test_process_pool_results_threads_errors_and_a_dying_worker():
         assert engine.result(engine.submit(square, {"x": 5})) == 25   # a fresh pool works
     finally:
         engine.shutdown()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_process_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A search killed with SIGKILL must not leave its workers training children for nobody."""
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "from enas.parallel import ProcessEngine\n"
+        "from tests.test_parallel import write_pid_and_sleep\n"
+        "engine = ProcessEngine(workers=1)\n"
+        f"engine.result(engine.submit(write_pid_and_sleep, {{'pid_file': {str(pid_file)!r}, 'seconds': 120}}))\n")],
+        cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.time() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        assert alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 10
+        while alive(worker) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not alive(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
 
 
 def test_ray_engine_results_and_crash():
