@@ -37,12 +37,17 @@ beats_random before_fixes reinforce '[0]' controller.skip_pair=false controller.
     controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 space.sizes.branch_conv1x1=false
 beats_random warmup reinforce '[0]' search.warmup_epochs=3
 beats_random fair reinforce '[0]' search.fair_sampling=true
-beats_random reward_batches reinforce '[0]' evaluator.options.batches_per_reward=4   # not run (time)
 # second session: warm-up on two more seeds; reward variance reduction (common validation batches
 # for the architectures of one update, leave-one-out batch-mean baseline) on three
 beats_random warmup_s12 reinforce '[1,2]' search.warmup_epochs=3
+# (its derived trainings broke: enas/parallel.py changed under the running command, and the new
+# workers could not unpickle the old initializer; the two searches were placed instead with
+#   python -m experiments.search_quality.place_derived $OUT/pool $OUT/warmup_s12/reinforce-seed{1,2}/search \
+#       --workers 1 > $OUT/warmup_s12/placed.jsonl    after moving its beats_random.json/.md aside)
 beats_random variance_reduction reinforce '[0,1,2]' controller.baseline=batch_mean \
     evaluator.options.shared_batches=true
+# 4 validation batches per reward, two seeds in parallel (the first session had no time for it)
+beats_random reward_batches reinforce '[0,1]' evaluator.options.batches_per_reward=4 workers=2
 
 # 3. One-shot tau: each search's supernet against the same pool (the same 12 draws: seed 0).
 for search in $OUT/*/*-seed*/search; do
@@ -86,6 +91,11 @@ $BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_e4_novr searc
 $BIN/enas-derive run_dir=$P/search_vr_e4 num_samples=10 valid_batches=4
 $BIN/enas-train arch=$P/search_vr_e4/arch.json experiment=enas_ptb_small seed=0 "${SHORT[@]}" \
     hydra.run.dir=$P/derived_vr
+# the same search derived again on the preset's 20 validation batches (a copy of the run dir)
+mkdir -p $P/search_vr_e4_d20 && cp -r $P/search_vr_e4/. $P/search_vr_e4_d20/ && rm -f $P/search_vr_e4_d20/arch.*
+$BIN/enas-derive run_dir=$P/search_vr_e4_d20 num_samples=30 valid_batches=20
+$BIN/enas-train arch=$P/search_vr_e4_d20/arch.json experiment=enas_ptb_small seed=0 "${SHORT[@]}" \
+    hydra.run.dir=$P/derived_vr_d20
 $BIN/python -m experiments.search_quality.entropy_curve $P/search_vr $P/search_vr_e4 $P/search_e4_novr \
     --names "VR, entropy bonus 1e-3" "VR, entropy bonus 1e-4" "no VR, entropy bonus 1e-4" \
     --png experiments/search_quality/ptb_entropy.png > experiments/search_quality/ptb_entropy.md
