@@ -12,8 +12,9 @@ Engines (existing schedulers only; nothing here schedules work itself):
 - "process": `concurrent.futures.ProcessPoolExecutor` with the "spawn" start method (forking a
   process that already runs torch threads is unsafe); each worker limits torch to
   cpu_count // workers threads, and exits as soon as the process that started it is gone (a
-  killed search would otherwise leave its workers training children for nobody). A worker that dies breaks the whole pool (every pending future
-  raises BrokenProcessPool): `restart()` makes a new pool, `generation` counts the pools.
+  killed search would otherwise leave its workers training children for nobody). A worker
+  that dies breaks the whole pool (every pending future raises BrokenProcessPool): `restart()`
+  makes a new pool, `generation` counts the pools.
 - "ray": `ray.remote` tasks on a local Ray (optional extra `enas[ray]`); a dead worker raises
   WorkerCrashedError for its own task only. Ray's own retries are off: the caller counts them.
 - "inline": runs each job in this process when it is waited for (debugging, tiny tests).
