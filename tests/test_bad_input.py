@@ -18,7 +18,7 @@ def assert_one_line_error(proc, *needles):
 
 def test_missing_data_directory(tmp_path):
     proc = run_command("enas-search", "experiment=smoke_ptb", f"data.path={tmp_path / 'nope'}",
-                      f"hydra.run.dir={tmp_path / 'run'}", check=False)
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert_one_line_error(proc, "error:", str(tmp_path / "nope"))
 
 
@@ -29,13 +29,13 @@ def test_empty_data_file(tmp_path):
     (data / "valid.txt").write_text("")
     (data / "test.txt").write_text("a b\n" * 50)
     proc = run_command("enas-search", "experiment=smoke_ptb", f"data.path={data}",
-                      f"hydra.run.dir={tmp_path / 'run'}", check=False)
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert_one_line_error(proc, "error:", "valid.txt")
 
 
 def test_unknown_config_key(tmp_path):
     proc = run_command("enas-search", "experiment=smoke_ptb", "search.epochz=3",
-                      f"hydra.run.dir={tmp_path / 'run'}", check=False)
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode != 0 and "epochz" in proc.stderr
 
 
@@ -65,7 +65,7 @@ def write_arch(path, **changes):
 def test_bad_arch_json(searched, tmp_path, change, needle):
     bad = write_arch(searched / "arch.json", **change)
     proc = run_command("enas-train", f"arch={bad}", "experiment=smoke_ptb", f"hydra.run.dir={tmp_path / 't'}",
-                      check=False)
+                       check=False)
     assert_one_line_error(proc, str(bad), needle)
 
 
@@ -73,12 +73,12 @@ def test_bad_arch_json(searched, tmp_path, change, needle):
 def test_checkpoint_of_another_size_and_existing_run(searched, tmp_path):
     before = (searched / "checkpoint.pt").read_bytes()
     proc = run_command("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", "resume=true",
-                      "space.sizes.hidden_size=32", check=False)
+                       "space.sizes.hidden_size=32", check=False)
     assert_one_line_error(proc, "checkpoint.pt", "sizes")
     proc = run_command("enas-search", "experiment=smoke_ptb", f"hydra.run.dir={searched}", check=False)
     assert_one_line_error(proc, "resume=true")
     proc = run_command("enas-search", "experiment=smoke_micro", f"hydra.run.dir={searched}", "resume=true",
-                      check=False)
+                       check=False)
     assert_one_line_error(proc, "checkpoint.pt", "space")
     assert (searched / "checkpoint.pt").read_bytes() == before   # nothing written was lost
 

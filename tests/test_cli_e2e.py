@@ -52,7 +52,7 @@ def test_train_resumes_for_more_epochs(tmp_path):
     train_dir = tmp_path / "train"
     run_command("enas-train", f"arch={run_dir / 'arch.json'}", "experiment=smoke_micro", f"hydra.run.dir={train_dir}")
     out = run_command("enas-train", f"arch={run_dir / 'arch.json'}", "experiment=smoke_micro",
-                     f"hydra.run.dir={train_dir}", "resume=true", "trainer.epochs=2").stdout
+                      f"hydra.run.dir={train_dir}", "resume=true", "trainer.epochs=2").stdout
     assert "resumed" in out and "epoch 2/2" in out
     assert torch.load(train_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
@@ -67,13 +67,13 @@ def test_a_nan_storm_gives_the_same_one_line_error_from_search_and_train(tmp_pat
     diverge = {section: [f"{section}.optim.lr=1e30", f"{section}.optim.grad_clip=0", f"{section}.max_nonfinite=3"]
                for section in ("search", "trainer")}
     search = run_command("enas-search", "experiment=smoke_ptb", *diverge["search"], f"hydra.run.dir={tmp_path / 's'}",
-                        check=False)
+                         check=False)
     space = build_space("rnn_cell", num_nodes=4)
     arch_path = tmp_path / "arch.json"
     arch_path.write_text(json.dumps(space.arch_to_dict(
         uniform_architecture(space.name, space.decisions(), np.random.default_rng(0)))))
     train = run_command("enas-train", "experiment=smoke_ptb", *diverge["trainer"], f"arch={arch_path}",
-                       f"hydra.run.dir={tmp_path / 't'}", check=False)
+                        f"hydra.run.dir={tmp_path / 't'}", check=False)
     for proc in (search, train):
         errors = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(errors) == 1, proc.stderr

@@ -127,7 +127,7 @@ def test_one_line_names_unexpected_error_types():
 def test_enas_compare_end_to_end(tmp_path):
     out_dir = tmp_path / "cmp"
     out = run_command("enas-compare", "experiment=smoke_micro", "strategies=[random,evolution]", "seeds=[0]",
-                     f"out_dir={out_dir}", "search.epochs=1").stdout
+                      f"out_dir={out_dir}", "search.epochs=1").stdout
     assert f"tensorboard --logdir {out_dir}" in out
     parsed = list(csv.DictReader(io.StringIO((out_dir / "comparison.csv").read_text())))
     assert [(r["strategy"], r["seed"], r["status"]) for r in parsed] == [("random", "0", "ok"), ("evolution", "0", "ok")]
@@ -143,6 +143,6 @@ def test_enas_compare_end_to_end(tmp_path):
         assert (out_dir / run / "search" / "arch.json").exists()
     # a second comparison into the same out_dir is refused before any run starts
     again = run_command("enas-compare", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
-                       f"out_dir={out_dir}", check=False)
+                        f"out_dir={out_dir}", check=False)
     assert again.returncode == 2 and "already holds random-seed0" in again.stderr
     assert "Traceback" not in again.stderr

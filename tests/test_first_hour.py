@@ -79,14 +79,14 @@ def test_command_line_errors_are_one_line_and_leave_no_run_dir(tmp_path, monkeyp
     line = one_error_line(run_command("enas-search", "device=gpu", f"hydra.run.dir={tmp_path / 'gpu'}", check=False))
     assert "accepted: auto, cpu, cuda" in line and not (tmp_path / "gpu").exists()
     line = one_error_line(run_command("enas-train", f"arch={tmp_path / 'missing.json'}",
-                                     f"hydra.run.dir={tmp_path / 'train'}", check=False))
+                                      f"hydra.run.dir={tmp_path / 'train'}", check=False))
     assert "missing.json" in line and not (tmp_path / "train").exists()
     (tmp_path / "empty").mkdir()
     line = one_error_line(run_command("enas-train", f"arch={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 't2'}",
-                                     check=False))
+                                      check=False))
     assert "directory without arch.json" in line
     line = one_error_line(run_command("enas-compare", "strategies=[random,magic]", f"out_dir={tmp_path / 'cmp'}",
-                                     check=False))
+                                      check=False))
     assert "unknown magic" in line
 
 
@@ -97,7 +97,7 @@ def test_a_short_run_says_threads_next_steps_and_finished(tmp_path):
     assert "1 CPU threads" in out.splitlines()[0] and "ETA" not in out.splitlines()[0]
     assert "elapsed" in out and (run_dir / "search.log").read_text().count("theta done") == 1
     again = run_command("enas-search", *TINY, "threads=1", "data.bptt=10", f"hydra.run.dir={run_dir}",
-                       "resume=true").stdout
+                        "resume=true").stdout
     assert "the search is finished (1/1 epochs)" in again and "search.epochs=<more than 1>" in again
     out = run_command("enas-derive", f"run_dir={run_dir}", "experiment=smoke_ptb").stdout
     next_line = [line for line in out.splitlines() if line.startswith("next: ")][0]
@@ -106,7 +106,7 @@ def test_a_short_run_says_threads_next_steps_and_finished(tmp_path):
     arch = json.loads((run_dir / "arch.json").read_text())
     assert arch["search_data"]["name"] == "ptb"
     train = run_command("enas-train", f"arch={run_dir}", "experiment=smoke_micro", "trainer.epochs=1",
-                       f"hydra.run.dir={tmp_path / 'train'}", check=False)
+                        f"hydra.run.dir={tmp_path / 'train'}", check=False)
     assert "architecture of space 'rnn_cell'" in train.stderr     # arch=<run dir> found its arch.json
 
 

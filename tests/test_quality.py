@@ -179,8 +179,8 @@ def test_train_architectures_keeps_order_and_records_failures(caplog):
 def test_beats_random_end_to_end(tmp_path):
     out_dir = tmp_path / "br"
     out = run_command("enas-beats-random", "experiment=smoke_micro", "strategies=[random]", "seeds=[0]",
-                     "num_random=3", "workers=2", "search.epochs=1", "trainer.steps_per_epoch=3",
-                     f"out_dir={out_dir}").stdout
+                      "num_random=3", "workers=2", "search.epochs=1", "trainer.steps_per_epoch=3",
+                      f"out_dir={out_dir}").stdout
     assert "Percentile of the derived architecture" in out
     report = json.loads((out_dir / "beats_random.json").read_text())
     assert report["random"]["num_archs"] == 3 and len(report["random"]["values"]) == 2

@@ -110,10 +110,10 @@ def test_every_documented_tensorboard_tag_is_written(tmp_path):
     tiny = ["search.epochs=1", "search.omega_steps=3", "search.strategy_steps=2", "search.log_every=1"]
     for strategy in ("reinforce", "evolution", "tpe"):
         run_command("enas-search", "experiment=smoke_macro", f"strategy={strategy}", *tiny,
-                   f"hydra.run.dir={tmp_path / strategy}")
+                    f"hydra.run.dir={tmp_path / strategy}")
     run_command("enas-derive", f"run_dir={tmp_path / 'reinforce'}", "num_samples=2")
     run_command("enas-train", f"arch={tmp_path / 'reinforce'}", "experiment=smoke_macro", "trainer.epochs=1",
-               "trainer.steps_per_epoch=2", "trainer.log_every=1", f"hydra.run.dir={tmp_path / 'train'}")
+                "trainer.steps_per_epoch=2", "trainer.log_every=1", f"hydra.run.dir={tmp_path / 'train'}")
     written = written_tags(tmp_path)
     items = documented_tags()
     assert len(items) > 20

@@ -43,7 +43,7 @@ def test_grid_preset_enumerates_its_subset(tmp_path):
 @pytest.mark.slow
 def test_grid_over_the_whole_space_fails_cleanly(tmp_path):
     proc = run_command("enas-search", "experiment=smoke_micro", "strategy=grid", *SHORT,
-                      f"hydra.run.dir={tmp_path / 'run'}", check=False)
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
