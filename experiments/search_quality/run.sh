@@ -46,7 +46,8 @@ beats_random warmup_s12 reinforce '[1,2]' search.warmup_epochs=3
 #       --workers 1 > $OUT/warmup_s12/placed.jsonl    after moving its beats_random.json/.md aside)
 beats_random variance_reduction reinforce '[0,1,2]' controller.baseline=batch_mean \
     evaluator.options.shared_batches=true
-# 4 validation batches per reward, two seeds in parallel (the first session had no time for it)
+# 4 validation batches per reward (the first session had no time for it); the searches run one
+# after the other: stopped for time in seed 1's third epoch, seed 0 placed with place_derived.py
 beats_random reward_batches reinforce '[0,1]' evaluator.options.batches_per_reward=4 workers=2
 
 # 3. One-shot tau: each search's supernet against the same pool (the same 12 draws: seed 0).
