@@ -398,6 +398,19 @@ def train_settings(trainer: dict):
         keep_checkpoints=trainer.get("keep_checkpoints", 2))
 
 
+def _check_batch_mean_baseline(cfg: dict, settings) -> None:
+    """controller.baseline=batch_mean compares the architectures of one controller update: refuse,
+    before any training, a search whose updates hold one architecture."""
+    if (cfg["strategy"].get("options") or {}).get("baseline") != "batch_mean":
+        return
+    if (cfg["evaluator"].get("options") or {}).get("mode") == "async":
+        raise UserError("controller.baseline=batch_mean compares the architectures of one controller update, and "
+                        "evaluator.options.mode=async tells the strategy one architecture at a time: use mode=sync")
+    if settings.archs_per_step < 2:
+        raise UserError(f"controller.baseline=batch_mean compares the architectures of one controller update: "
+                        f"set search.archs_per_step to 2 or more (it is {settings.archs_per_step})")
+
+
 def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_space=None, user_data=None,
                  dist: Dist = SINGLE):
     """Everything a search needs, from a plain config dict (also used by enas-derive/rank-check).
@@ -429,9 +442,7 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
         optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"],
                                     masked=rows_for is not None or settings.sync_free or settings.cuda_graphs,
                                     rows_for=rows_for, capturable=settings.cuda_graphs)
-    if (cfg["strategy"].get("options") or {}).get("baseline") == "batch_mean" and settings.archs_per_step < 2:
-        raise UserError(f"controller.baseline=batch_mean compares the architectures of one controller update: "
-                        f"set search.archs_per_step to 2 or more (it is {settings.archs_per_step})")
+    _check_batch_mean_baseline(cfg, settings)
     strategy = build_strategy(cfg["strategy"], space, cfg["seed"], strategy_device(device, accel))
     evaluator = build_evaluator(cfg, task, space, supernet, sizes, run_dir, device)
     surrogate = build_surrogate(cfg["search"].get("surrogate"), space)

@@ -36,14 +36,6 @@ def run_script(name: str, *args: str, check: bool = True, timeout: int = 600, cw
     return proc
 
 
-def run_module(module: str, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run an entry point as `python -m <module>` (works before the console scripts are reinstalled)."""
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def run_command(name: str, *args: str, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
     """Run a console script's entry function in this process (`enas-search` -> enas.cli.search:main)
     with `args` as its command line; stdout, stderr and the exit status as `run_script` returns them.

@@ -261,3 +261,13 @@ def test_batch_mean_baseline_with_one_architecture_per_update_is_refused_before_
                                     "search.archs_per_step=1"])
     with pytest.raises(UserError, match="search.archs_per_step to 2 or more"):
         build_search(cfg, str(tmp_path), torch.device("cpu"))
+
+
+def test_batch_mean_baseline_with_asynchronous_rewards_is_refused_before_the_search(tmp_path):
+    from enas.build import build_search
+    from enas.utils import UserError
+    from tests.helpers import compose_config
+    cfg = compose_config("search", ["experiment=smoke_nas_cnn", "evaluator=standalone", "evaluator.options.mode=async",
+                                    "controller.baseline=batch_mean"])
+    with pytest.raises(UserError, match="mode=async tells the strategy one architecture at a time"):
+        build_search(cfg, str(tmp_path), torch.device("cpu"))

@@ -136,10 +136,11 @@ class Reinforce(Strategy):
         super().tell(archs, rewards)
         self.controller.train()
         out = self.controller(len(archs), actions=self._actions(archs))
-        reward = torch.tensor([float(r) for r in rewards], device=out.log_prob.device)
-        baselines = self._baselines([float(r) for r in rewards])
+        values = [float(r) for r in rewards]
+        reward = torch.tensor(values, device=out.log_prob.device)
+        baselines = self._baselines(values)           # the moving average moves (and is logged) either way
         if self.baseline_kind == "batch_mean":
-            baselines = leave_one_out_means([float(r) for r in rewards])
+            baselines = leave_one_out_means(values)
         advantage = reward - torch.tensor(baselines, device=reward.device)
         loss = (-(advantage * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
                 + self.skip_weight * out.skip_kl.mean())

@@ -105,7 +105,7 @@ def markdown(found: list[dict]) -> str:
     for r in found:
         noise = f"{r['noise']:.3f}" if r["noise"] is not None else "-"
         lines.append(f"| {r['setting']} | {r['strategy']} | {noise} | {_mean_sd(r['taus'])} | {_share(r['taus'], r['noise'])} "
-                     f"| {_mean_sd(r.get('taus_whole', []))} | {_share(r.get('taus_whole', []), r['noise'])} "
+                     f"| {_mean_sd(r['taus_whole'])} | {_share(r['taus_whole'], r['noise'])} "
                      f"| {_mean_sd(r['values'], 4)} | {_mean_sd(r['percentiles'], 1)} | {r['at_80']}/{len(r['percentiles'])} "
                      f"| {','.join(str(s) for s in r['seeds'])} |")
     return "\n".join(lines) + "\n"
