@@ -1,7 +1,9 @@
 """Side-by-side comparison tables of search strategies (used by `enas-compare`).
 
 A comparison is a list of per-run rows (one per strategy and seed), each a plain dict with the
-keys of `RUN_COLUMNS`. Failed runs are kept as rows with status "failed" and a one-line error.
+keys of `RUN_COLUMNS`. Failed runs are kept as rows with status "failed" and a one-line error;
+`resumed` marks a run that an interrupted invocation had started (its times count only the
+invocation that finished it).
 The functions here are pure: they aggregate rows and format them as markdown or CSV.
 """
 
@@ -14,7 +16,7 @@ import statistics
 
 # The per-run record (also the CSV header, in this order).
 RUN_COLUMNS = ("strategy", "seed", "status", "metric", "best_reward", "derived_score", "final_valid",
-               "final_test", "archs_scored", "search_seconds", "total_seconds", "error")
+               "final_test", "archs_scored", "search_seconds", "total_seconds", "resumed", "error")
 
 # Numeric columns averaged over seeds: (key, markdown header; {metric} is the task's metric, digits).
 NUMERIC_COLUMNS = (
@@ -34,7 +36,7 @@ def run_row(strategy: str, seed: int, **values) -> dict:
     if unknown:
         raise ValueError(f"run_row: unknown columns {sorted(unknown)}; known: {', '.join(RUN_COLUMNS)}")
     row = {key: None for key in RUN_COLUMNS}
-    row.update(strategy=strategy, seed=seed, status="ok")
+    row.update(strategy=strategy, seed=seed, status="ok", resumed=False)
     row.update(values)
     return row
 
@@ -113,13 +115,16 @@ def format_markdown(rows: list[dict], title: str = "Strategy comparison") -> str
         summary_body.append(cells)
     run_body = []
     for row in rows:
-        cells = [row["strategy"], str(row["seed"]), row["status"]]
+        status = f"{row['status']} (resumed)" if row.get("resumed") else row["status"]
+        cells = [row["strategy"], str(row["seed"]), status]
         cells += [format_value(row[key], digits) for key, _, digits in NUMERIC_COLUMNS]
         run_body.append(cells + [row["error"] or ""])
     lines = [f"# {title}", "", "Mean ± sample std over seeds (successful runs only).", ""]
     lines += _markdown_table(["strategy", "runs ok", *numeric_headers], summary_body)
     lines += ["", "## Runs", ""]
     lines += _markdown_table(["strategy", "seed", "status", *numeric_headers, "error"], run_body)
+    if any(row.get("resumed") for row in rows):
+        lines += ["", "(resumed): continued after an interruption; its times count only the command that finished it."]
     return "\n".join(lines) + "\n"
 
 

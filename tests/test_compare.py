@@ -3,6 +3,7 @@
 import csv
 import io
 import math
+import shutil
 
 import pytest
 
@@ -146,3 +147,34 @@ def test_enas_compare_end_to_end(tmp_path):
                         f"out_dir={out_dir}", check=False)
     assert again.returncode == 2 and "already holds random-seed0" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+@pytest.mark.slow
+def test_enas_compare_resumes_an_interrupted_comparison(tmp_path):
+    out_dir = tmp_path / "cmp"
+    command = ["experiment=smoke_micro", "strategies=[random,evolution]", "seeds=[0]", f"out_dir={out_dir}",
+               "search.epochs=1"]
+    run_command("enas-compare", *command)
+    before = {r["strategy"]: r for r in csv.DictReader(io.StringIO((out_dir / "comparison.csv").read_text()))}
+    assert {r["resumed"] for r in before.values()} == {"False"}
+    # as if killed: random-seed0 after its search (no training yet), evolution-seed0 during its training
+    shutil.rmtree(out_dir / "random-seed0" / "train")
+    (out_dir / "evolution-seed0" / "train" / "result.json").unlink()
+    for run in ("random-seed0", "evolution-seed0"):
+        (out_dir / run / "row.json").unlink()
+    # another command line is refused before anything runs
+    other = run_command("enas-compare", *command, "search.strategy_steps=2", "resume=true", check=False)
+    assert other.returncode == 2 and "random-seed0 was started with the overrides" in other.stderr
+    out = run_command("enas-compare", *command, "resume=true").stdout
+    assert "resumed" in out and "Traceback" not in out
+    after = {r["strategy"]: r for r in csv.DictReader(io.StringIO((out_dir / "comparison.csv").read_text()))}
+    for strategy in ("random", "evolution"):
+        assert after[strategy]["status"] == "ok" and after[strategy]["resumed"] == "True"
+        for key in ("best_reward", "derived_score", "final_valid", "final_test", "archs_scored"):
+            assert after[strategy][key] == before[strategy][key], (strategy, key)
+    assert "ok (resumed)" in (out_dir / "comparison.md").read_text()
+    # a finished run is kept as it was: its row.json is read back, nothing runs again
+    again = run_command("enas-compare", *command, "resume=true").stdout
+    assert again.count("finished earlier, kept") == 2
+    kept = {r["strategy"]: r for r in csv.DictReader(io.StringIO((out_dir / "comparison.csv").read_text()))}
+    assert kept == after

@@ -232,14 +232,24 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
     with pytest.raises(UserError, match="at least 2"):
         rank_check.check_options({**cfg, "num_archs": 1})
     options = {"strategies": ["random"], "seeds": [0], "split": "test", "train_seeds": [0, 1], "average": 1,
-               "engine": "process", "workers": 2, "num_random": 3}
-    beats_random.check_options(options, str(tmp_path))
-    beats_random.check_options({**options, "seeds": [], "strategies": []}, str(tmp_path))   # the pool alone
+               "engine": "process", "workers": 2, "num_random": 3, "resume": False}
+    beats_random.check_options(options, str(tmp_path), ["search.epochs=1"])
+    beats_random.check_options({**options, "seeds": [], "strategies": []}, str(tmp_path), [])   # the pool alone
     (tmp_path / "random-seed0").mkdir()
-    with pytest.raises(UserError, match="already holds random-seed0"):
-        beats_random.check_options(options, str(tmp_path))
+    with pytest.raises(UserError, match="already holds random-seed0: continue that comparison with resume=true"):
+        beats_random.check_options(options, str(tmp_path), ["search.epochs=1"])
+    # resume=true: the run's folder must say which command line started it, and it must be this one
+    resume = {**options, "resume": True}
+    with pytest.raises(UserError, match="has no run.json"):
+        beats_random.check_options(resume, str(tmp_path), ["search.epochs=1"])
+    (tmp_path / "random-seed0" / "run.json").write_text(
+        json.dumps({"overrides": ["search.epochs=1", "strategy=random", "seed=0"]}))
+    beats_random.check_options(resume, str(tmp_path), ["search.epochs=1"])
+    with pytest.raises(UserError, match=r"started with the overrides \['search.epochs=1'.*this command gives "
+                                        r"\['search.epochs=2'"):
+        beats_random.check_options(resume, str(tmp_path), ["search.epochs=2"])
     with pytest.raises(UserError, match="distinct integer seeds"):
-        beats_random.check_options({**options, "seeds": [], "train_seeds": [1, 1]}, str(tmp_path))
+        beats_random.check_options({**options, "seeds": [], "train_seeds": [1, 1]}, str(tmp_path), [])
 
 
 def test_cost_summary_means_over_timed_trainings():

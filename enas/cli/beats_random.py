@@ -14,6 +14,8 @@
    among the random ones (per run, mean ± std per strategy), and the comparison tables.
 
 `seeds=[]` trains only the random pool: a calibration of the recipe (its noise ceiling).
+`resume=true` continues an interrupted run in the same out_dir (as enas-compare's; the pool and
+derived trainings always reuse what is finished).
 This module checks the options and composes each search run's config (as enas-compare); the
 run itself is `enas.runs.run_beats_random`.
 """
@@ -26,8 +28,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.cli.common import enas_main, plain, user_errors
-from enas.cli.compare import (check_fresh, check_lists, compose_run_config, forwarded_overrides, override_key,
-                              run_compare, run_dirs, write_comparison)
+from enas.cli.compare import (check_fresh, check_lists, check_resumable, compose_run_config, forwarded_overrides,
+                              override_key, run_compare, run_dirs, write_comparison)
 from enas.cli.harness import check_average, check_engine, check_seeds, check_split
 from enas.runs import run_beats_random
 from enas.utils import UserError
@@ -36,12 +38,15 @@ from enas.utils import UserError
 OWN_KEYS = ("num_random", "random_seed", "train_seeds", "average", "split", "workers", "engine")
 
 
-def check_options(options: dict, out_dir: str) -> None:
+def check_options(options: dict, out_dir: str, overrides: list[str]) -> None:
     """The argument checks of enas-beats-random (before any training starts)."""
     strategies, seeds = options["strategies"], options["seeds"]
     if seeds:
         check_lists(strategies, seeds)
-        check_fresh(out_dir, strategies, seeds)
+        if options["resume"]:
+            check_resumable(out_dir, strategies, seeds, overrides)
+        else:
+            check_fresh(out_dir, strategies, seeds)
     check_split(options["split"])
     check_seeds(options["train_seeds"], "train_seeds")
     check_average(options["average"], options["train_seeds"], "average")
@@ -54,7 +59,8 @@ def search_runs(options: dict, overrides: list[str], out_dir: str):
     """enas-compare's runs of every strategy and seed (comparison.md/.csv written); each row
     with the path of its derived arch.json."""
     def run() -> list[dict]:
-        rows = run_compare(options["strategies"], options["seeds"], out_dir, overrides, options["derive_top"])
+        rows = run_compare(options["strategies"], options["seeds"], out_dir, overrides, options["derive_top"],
+                           options["resume"])
         write_comparison(out_dir, rows, f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
         return [{**row, "arch": os.path.join(run_dirs(out_dir, row["strategy"], row["seed"])[0], "arch.json")}
                 for row in rows]
@@ -68,9 +74,9 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir        # ${out_dir}, resolved once by Hydra
     options = plain(cfg)
-    check_options(options, out_dir)
     task = [o for o in hydra_cfg.overrides.task if override_key(o) not in OWN_KEYS]
     overrides = forwarded_overrides(task, options["overrides"])
+    check_options(options, out_dir, overrides)
     first = options["strategies"][0] if options["strategies"] else "random"
     config = plain(compose_run_config(overrides, first, options["train_seeds"][0]))
     run_beats_random(options, config, out_dir, overrides, search_runs(options, overrides, out_dir))

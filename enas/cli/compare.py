@@ -6,10 +6,15 @@
 For each (strategy, seed): search into <out_dir>/<strategy>-seed<seed>/search (the search config
 composed from the same overrides, only strategy= and seed= differ), derive, train the derived
 architecture into .../train. Writes <out_dir>/comparison.md and comparison.csv.
+
+`resume=true` continues an interrupted comparison in the same out_dir: a finished run (its
+row.json) is kept, the others continue their search and training checkpoints; each run's
+run.json holds the overrides it was started with, and a different command line is refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -20,7 +25,8 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from enas.checkpoint import load_checkpoint
+from enas.arch import save_json
+from enas.checkpoint import checkpoint_exists, load_checkpoint
 from enas.cli.common import enas_main, plain, user_errors
 from enas.compare import failed_row, format_csv, format_markdown, run_row
 from enas.fileio import write_text
@@ -31,8 +37,9 @@ from enas.utils import UserError
 log = logging.getLogger(__name__)
 
 # Keys of compare.yaml that are not forwarded to the runs; strategy/seed are set per run.
-OWN_KEYS = ("strategies", "seeds", "out_dir", "overrides", "derive_top")
+OWN_KEYS = ("strategies", "seeds", "out_dir", "overrides", "derive_top", "resume")
 PER_RUN_KEYS = ("strategy", "seed")
+RUN_FILE, ROW_FILE = "run.json", "row.json"     # in each run's folder: how it was started; its finished row
 
 
 def override_key(override: str) -> str:
@@ -71,18 +78,67 @@ def check_lists(strategies, seeds) -> None:
         raise UserError(f"strategies={strategies}: unknown {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
 
 
+def run_root(out_dir: str, strategy: str, seed: int) -> str:
+    """The folder of one run: <out_dir>/<strategy>-seed<seed>."""
+    return os.path.join(out_dir, f"{strategy}-seed{seed}")
+
+
 def run_dirs(out_dir: str, strategy: str, seed: int) -> tuple[str, str]:
     """(search dir, train dir) of one run."""
-    root = os.path.join(out_dir, f"{strategy}-seed{seed}")
+    root = run_root(out_dir, strategy, seed)
     return os.path.join(root, "search"), os.path.join(root, "train")
+
+
+def run_overrides(overrides: list[str], strategy: str, seed: int) -> list[str]:
+    """The command line of one run: the comparison's overrides, then its strategy and seed."""
+    return [*overrides, f"strategy={strategy}", f"seed={seed}"]
 
 
 def check_fresh(out_dir: str, strategies: list[str], seeds: list[int]) -> None:
     """Refuse to mix with the runs of an earlier comparison in the same out_dir."""
-    roots = [os.path.dirname(run_dirs(out_dir, s, n)[0]) for s in strategies for n in seeds]
+    roots = [run_root(out_dir, s, n) for s in strategies for n in seeds]
     taken = [os.path.basename(root) for root in roots if os.path.exists(root)]
     if taken:
-        raise UserError(f"out_dir={out_dir} already holds {', '.join(taken)}: choose another out_dir")
+        raise UserError(f"out_dir={out_dir} already holds {', '.join(taken)}: continue that comparison with "
+                        f"resume=true (the same command line), or choose another out_dir")
+
+
+def check_resumable(out_dir: str, strategies: list[str], seeds: list[int], overrides: list[str]) -> None:
+    """resume=true: every run already in out_dir was started by this command line (its run.json)."""
+    for strategy in strategies:
+        for seed in seeds:
+            root = run_root(out_dir, strategy, seed)
+            if not os.path.exists(root):
+                continue
+            wanted = run_overrides(overrides, strategy, seed)
+            started = _read_json(os.path.join(root, RUN_FILE), root).get("overrides")
+            if started != wanted:
+                raise UserError(f"resume=true: {root} was started with the overrides {started}, this command "
+                                f"gives {wanted}; resume with the same command line, or choose another out_dir")
+
+
+def _read_json(path: str, root: str) -> dict:
+    """A run's bookkeeping file (a clear error naming it when it is missing or unreadable)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"resume=true: {root} has no {os.path.basename(path)}: it was not started by "
+                        f"enas-compare/enas-beats-random (or by an older version); move it away") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"resume=true: cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"resume=true: {path} does not hold a JSON object")
+    return data
+
+
+def finished_row(out_dir: str, strategy: str, seed: int) -> dict | None:
+    """The row of a run that finished in an earlier invocation (its row.json), else None."""
+    path = os.path.join(run_root(out_dir, strategy, seed), ROW_FILE)
+    if not os.path.exists(path):
+        return None
+    return run_row(strategy, seed, **{k: v for k, v in _read_json(path, os.path.dirname(path)).items()
+                                      if k not in ("strategy", "seed")})
 
 
 def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictConfig:
@@ -115,25 +171,49 @@ def best_reward(state: dict) -> float | None:
 
 
 def run_one(overrides: list[str], strategy: str, seed: int, out_dir: str, derive_top: int) -> dict:
-    """Search, derive and train one (strategy, seed); a row of measurements (raises on failure)."""
+    """Search, derive and train one (strategy, seed); a row of measurements (raises on failure).
+
+    A search or training that an earlier invocation started continues its checkpoint (a
+    finished training is read back); such a row is marked `resumed`, and its times count only
+    this invocation. The row is written to the run's row.json.
+    """
     search_dir, train_dir = run_dirs(out_dir, strategy, seed)
+    root, command = run_root(out_dir, strategy, seed), run_overrides(overrides, strategy, seed)
     measured: dict = {}
     start = time.perf_counter()
     try:
+        if not os.path.exists(os.path.join(root, RUN_FILE)):
+            save_json(os.path.join(root, RUN_FILE), {"overrides": command})
         config = plain(compose_run_config(overrides, strategy, seed))
-        summary = run_search(config, search_dir, [*overrides, f"strategy={strategy}", f"seed={seed}"], hints=False)
-        measured["search_seconds"] = summary["search_seconds"]          # the search itself, start-up excluded
+        continued = checkpoint_exists(os.path.join(search_dir, "checkpoint.pt"))
+        summary = run_search({**config, "resume": continued}, search_dir, command, hints=False)
+        measured["search_seconds"] = summary.get("search_seconds", 0.0)  # this invocation's search, start-up excluded
         state = load_checkpoint(os.path.join(search_dir, "checkpoint.pt"))
         measured.update(best_reward=best_reward(state), archs_scored=archs_scored(state, config["search"]))
         arch = run_derive(derive_config(search_dir, config["device"], derive_top, config))
         measured["derived_score"] = float(arch["score"])
-        result = run_train({**config, "arch": os.path.join(search_dir, "arch.json"), "resume": False}, train_dir)
+        result, trained_before = train_derived(config, search_dir, train_dir)
+        continued = continued or trained_before
     except Exception as e:  # noqa: BLE001  (a failed run is recorded; the others go on)
         measured["total_seconds"] = time.perf_counter() - start
         raise RunFailed(e, measured) from e
     metric = "acc" if "acc" in result["valid"] else "ppl" if "ppl" in result["valid"] else "loss"
-    return run_row(strategy, seed, metric=metric, final_valid=result["valid"][metric],
-                   final_test=result["test"][metric], total_seconds=time.perf_counter() - start, **measured)
+    row = run_row(strategy, seed, metric=metric, final_valid=result["valid"][metric], final_test=result["test"][metric],
+                  total_seconds=time.perf_counter() - start, resumed=continued, **measured)
+    save_json(os.path.join(root, ROW_FILE), row)
+    return row
+
+
+def train_derived(config: dict, search_dir: str, train_dir: str) -> tuple[dict, bool]:
+    """Train the search's arch.json from scratch into train_dir: (result, whether an earlier
+    invocation had started it). A finished training (result.json) is read back, an interrupted
+    one continues its checkpoint."""
+    result_path = os.path.join(train_dir, "result.json")
+    if os.path.exists(result_path):
+        log.info(f"reusing the finished training {result_path}")
+        return _read_json(result_path, train_dir), True
+    started = checkpoint_exists(os.path.join(train_dir, "checkpoint.pt"))
+    return run_train({**config, "arch": os.path.join(search_dir, "arch.json"), "resume": started}, train_dir), started
 
 
 class RunFailed(Exception):
@@ -154,13 +234,24 @@ def one_line(error: Exception) -> str:
 
 
 def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides: list[str],
-                derive_top: int = 5) -> list[dict]:
-    """Every (strategy, seed) run in turn; returns the per-run rows (failed runs included)."""
+                derive_top: int = 5, resume: bool = False) -> list[dict]:
+    """Every (strategy, seed) run in turn; returns the per-run rows (failed runs included).
+
+    resume: continue the comparison already in out_dir (finished runs are kept as they are)."""
     check_lists(strategies, seeds)
-    check_fresh(out_dir, strategies, seeds)
-    rows, total = [], len(strategies) * len(seeds)
-    eta = Eta(total)
-    for i, (strategy, seed) in enumerate([(s, n) for s in strategies for n in seeds], start=1):
+    if resume:
+        check_resumable(out_dir, strategies, seeds, overrides)
+    else:
+        check_fresh(out_dir, strategies, seeds)
+    runs = [(s, n) for s in strategies for n in seeds]
+    kept = {run: finished_row(out_dir, *run) for run in runs} if resume else {}
+    total, todo = len(runs), sum(1 for run in runs if kept.get(run) is None)
+    rows, eta, done = [], Eta(todo), 0
+    for i, (strategy, seed) in enumerate(runs, start=1):
+        if kept.get((strategy, seed)) is not None:
+            log.info(f"===== [{i}/{total}] strategy {strategy}, seed {seed}: finished earlier, kept =====")
+            rows.append(kept[(strategy, seed)])
+            continue
         log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} ({eta.text()}) =====")
         try:
             rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
@@ -170,7 +261,8 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
             row = failed_row(strategy, seed, one_line(failure.error), **failure.measured)
             log.info(f"run {strategy} seed {seed} FAILED: {row['error']}")
             rows.append(row)
-        eta.update(i)
+        done += 1
+        eta.update(done)
     log.info(f"compare: {total} runs done ({eta.text()})")
     return rows
 
@@ -195,7 +287,7 @@ def main(cfg: DictConfig) -> None:
     strategies, seeds = options["strategies"], options["seeds"]
     with run_log(os.path.join(out_dir, "compare.log")):
         log.info(f"compare: strategies {strategies}, seeds {seeds}, overrides {overrides}, out_dir {out_dir}")
-        rows = run_compare(strategies, seeds, out_dir, overrides, options["derive_top"])
+        rows = run_compare(strategies, seeds, out_dir, overrides, options["derive_top"], options["resume"])
         md_path, csv_path = write_comparison(out_dir, rows,
                                              f"Strategy comparison: {' '.join(overrides) or 'defaults'}")
         log.info("\n" + format_markdown(rows, "Strategy comparison"))
