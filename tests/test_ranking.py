@@ -14,7 +14,7 @@ from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, 
                           one_shot_batches, rank_by_recorded_rewards, rank_report, recalibrate_bn,
                           sample_architectures, spearman_rho, top_k, top_k_overlap)
 from enas.strategies import build_strategy
-from tests.helpers import run_command
+from tests.helpers import compose_config, run_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -123,6 +123,9 @@ def test_one_shot_batches_cover_the_requested_images():
     assert one_shot_batches(_ImageTask(), None) is None
     assert one_shot_batches(_ImageTask(), 1000, valid_batches=2) == 2
     assert one_shot_batches(_LMTask(), 1000) is None                 # a language model: the whole split
+    # enas-rank-check scores on the whole validation split unless told otherwise
+    default = compose_config("rank_check", ["run_dir=x"])["one_shot"]
+    assert default["valid_images"] is None and default["valid_batches"] is None
 
 
 def test_bn_mode_of_the_micro_supernet_and_of_running_statistics():

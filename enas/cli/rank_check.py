@@ -3,8 +3,8 @@
     enas-rank-check run_dir=runs/search/<...> num_archs=20 ground_truth.seeds=[0,1]
 
 Reads the search's checkpoint and config (like enas-derive), draws `num_archs` architectures
-uniformly (seeded), scores each with the supernet on at least `one_shot.valid_images`
-validation images, trains each from scratch with the search config's `trainer` recipe (the
+uniformly (seeded), scores each with the supernet on the validation split (or at least
+`one_shot.valid_images` images), trains each from scratch with the search config's `trainer` recipe (the
 enas-train code path) once per seed of `ground_truth.seeds` (into <run_dir>/rank_check_runs/),
 and reports Kendall's tau, Spearman's rho and the top-20% overlap with bootstrap intervals,
 beside the noise ceiling (tau between two trainings). Writes <run_dir>/rank_check.json,
