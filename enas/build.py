@@ -380,6 +380,7 @@ def search_settings(search: dict):
         lr=optim["lr"], lr_schedule=optim.get("schedule", "constant"), lr_kwargs=lr_kwargs(optim),
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=search.get("aux_weight", 0.0),
         warmup_epochs=search.get("warmup_epochs", 0), fair_sampling=search.get("fair_sampling", False),
+        few_shot_split_epoch=(search.get("few_shot") or {}).get("split_epoch", 0),
         valid_batches=search.get("valid_batches"), checkpoint_every=search.get("checkpoint_every", 0),
         log_every=search.get("log_every", 50), max_nonfinite=search.get("max_nonfinite", 10),
         keep_checkpoints=search.get("keep_checkpoints", 2))
@@ -396,6 +397,34 @@ def train_settings(trainer: dict):
         drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
         log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10),
         keep_checkpoints=trainer.get("keep_checkpoints", 2))
+
+
+def _few_shot(space, supernet, section: dict | None, settings):
+    """The supernet split on `search.few_shot.decision` (enas.spaces.few_shot), else `supernet` itself."""
+    from enas.spaces.few_shot import SPLITTABLE_KINDS, FewShotSupernet
+    name = (section or {}).get("decision")
+    if name is None:
+        return supernet
+    decisions = space.decisions()
+    splittable = [d.name for d in decisions if d.kind in SPLITTABLE_KINDS]
+    if name not in splittable:
+        what = "is a skip decision" if name in [d.name for d in decisions] else "is not a decision of this space"
+        raise UserError(f"search.few_shot.decision={name}: {what}; space {space.name} splits on one of "
+                        f"{', '.join(splittable)}")
+    if hasattr(supernet, "arch_tensors") or settings.cuda_graphs:
+        raise UserError("search.few_shot: the static-graph supernet (accel.static_graph, accel.cuda_graphs) runs "
+                        "one graph for every architecture and cannot be split; set accel.static_graph=false")
+    if settings.few_shot_split_epoch < 0:
+        raise UserError(f"search.few_shot.split_epoch={settings.few_shot_split_epoch}: give an epoch >= 0")
+    index = [d.name for d in decisions].index(name)
+    few_shot = FewShotSupernet(supernet, decisions[index], index)
+    per_copy = sum(p.numel() for p in supernet.parameters())
+    log.info(f"few-shot supernet: {len(few_shot.parts)} copies of {per_copy:,} shared parameters, one per option "
+             f"of {name}, split at the start of epoch {settings.few_shot_split_epoch + 1}")
+    if settings.few_shot_split_epoch >= settings.epochs:
+        log.warning(f"search.few_shot.split_epoch={settings.few_shot_split_epoch} >= search.epochs="
+                    f"{settings.epochs}: the supernet is never split in this run")
+    return few_shot
 
 
 def _check_batch_mean_baseline(cfg: dict, settings) -> None:
@@ -438,6 +467,7 @@ def build_search(cfg: dict, run_dir: str, device, writer=None, task=None, user_s
             raise UserError(f"space {space.name!r}: {e}") from None
         settings.cuda_graphs = _fast_supernet(supernet, accel, device)
         settings.sync_free = accel.sync_free
+        supernet = _few_shot(space, supernet, cfg["search"].get("few_shot"), settings)
         rows_for = getattr(supernet, "rows_for", None)
         optimizer = build_optimizer(supernet.parameters(), cfg["search"]["optim"],
                                     masked=rows_for is not None or settings.sync_free or settings.cuda_graphs,

@@ -267,6 +267,13 @@ class Surrogate:
 
 
 @dataclass
+class FewShot:
+    """search.few_shot: split the supernet on one decision (enas/spaces/few_shot.py)."""
+    decision: Optional[str] = MISSING
+    split_epoch: int = MISSING
+
+
+@dataclass
 class SearchSection:
     epochs: int = MISSING
     omega_steps: Optional[int] = MISSING
@@ -277,6 +284,7 @@ class SearchSection:
     aux_weight: float = MISSING
     warmup_epochs: int = MISSING
     fair_sampling: bool = MISSING
+    few_shot: FewShot = _section(FewShot)
     checkpoint_every: int = MISSING
     keep_checkpoints: int = MISSING
     log_every: int = MISSING

@@ -8,6 +8,7 @@
         theta phase: `strategy_steps` times: archs = strategy.ask(n); rewards = evaluator(archs);
                      strategy.tell(archs, rewards)
         validation of the epoch's best architecture, TensorBoard, checkpoint
+    (a few-shot supernet, enas.spaces.few_shot, splits at the start of `few_shot_split_epoch`)
 
 The loop's whole state (weights, strategy, optimizer, positions, recurrent states, RNG) is
 saved every `checkpoint_every` omega steps and at the end of each epoch; `resume` continues
@@ -48,6 +49,7 @@ from enas.distributed import SINGLE, Dist
 from enas.logs import Eta, format_duration
 from enas.optim import scheduled_lr, set_lr
 from enas.rng import global_rng_state, restore_global_rng_state
+from enas.spaces.few_shot import FewShotSupernet
 from enas.tasks import format_metric
 from enas.tb import log_arch_image, log_scalars
 from enas.training import DivergenceWatch, StepRunner, eval_mode
@@ -71,6 +73,7 @@ class SearchSettings:
     aux_weight: float = 0.0               # weight of the auxiliary head's loss (spaces that have one)
     warmup_epochs: int = 0                # first epochs: uniform omega samples, no theta phase
     fair_sampling: bool = False           # FairNAS: each omega step = one strict-fairness group
+    few_shot_split_epoch: int = 0         # a FewShotSupernet splits at the start of this epoch
     valid_batches: int | None = None      # batches for the epoch's validation (None: all)
     checkpoint_every: int = 0             # omega steps between checkpoints (0: epoch ends only)
     log_every: int = 50
@@ -127,6 +130,7 @@ class SearchLoop:
         self._eta = Eta(self.s.epochs, self.epoch)
         while self.epoch < self.s.epochs:
             start = time.time()
+            self._split_if_due()
             if not self._omega_phase():
                 self.save()
                 log.info(f"stopped at max_steps={self.s.max_steps} (step {self.global_step}); checkpoint "
@@ -147,6 +151,15 @@ class SearchLoop:
         summary = dict(self.history[-1]) if self.history else {}
         summary["search_seconds"] = self._eta.elapsed
         return summary
+
+    def _split_if_due(self) -> None:
+        """A few-shot supernet splits into its copies at the start of `few_shot_split_epoch`
+        (every rank does it: the copies are made from the same weights)."""
+        few_shot = self.supernet
+        if isinstance(few_shot, FewShotSupernet) and not few_shot.is_split and self.epoch >= self.s.few_shot_split_epoch:
+            few_shot.split()
+            log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: few-shot split on {few_shot.decision.name}: "
+                     f"{len(few_shot.parts)} copies of the shared weights, one per option")
 
     def _steps_this_epoch(self) -> int:
         if self.supernet is None or self.s.omega_steps == 0:

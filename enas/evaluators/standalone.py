@@ -25,6 +25,7 @@ from enas.arch import Architecture
 from enas.evaluators.base import Evaluator
 from enas.evaluators.driver import EngineDriver, Work
 from enas.evaluators.journal import Journal
+from enas.spaces.few_shot import supernet_part
 
 log = logging.getLogger(__name__)
 
@@ -248,5 +249,5 @@ class Inherit(Standalone):
 def inherited_state(space, supernet, arch: Architecture, sizes: dict) -> dict:
     """`arch`'s weights copied from the supernet, as a state_dict of plain CPU tensors."""
     network = space.build_network(arch, **sizes)
-    space.load_inherited(network, supernet, arch)
+    space.load_inherited(network, supernet_part(supernet, arch), arch)
     return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
