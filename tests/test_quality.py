@@ -363,3 +363,22 @@ def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):
     main([str(tmp_path / "run"), "--names", "ptb", "--png", str(tmp_path / "e.png")])
     assert "| ptb | 30 | 20.000 | 16.000 | 18.000 | -10.0% | -20.0% |" in capsys.readouterr().out
     assert (tmp_path / "e.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
+    """experiments/search_quality/op_bias.py: what one-shot scores and the ground truth reward."""
+    from experiments.search_quality.op_bias import counts, markdown
+    assert counts("layer0_op=max_pool3x3 layer1_op=conv3x3 layer1_skip=skip[1] layer2_op=avg_pool3x3 "
+                  "layer2_skip=skip[01]") == (2, 2)
+    genotypes = ["layer0_op=conv3x3 layer1_op=conv3x3 layer1_skip=skip[1]",
+                 "layer0_op=max_pool3x3 layer1_op=conv3x3 layer1_skip=skip[0]",
+                 "layer0_op=max_pool3x3 layer1_op=avg_pool3x3 layer1_skip=skip[0]"]
+    # one-shot scores fall with the pools (0, 1, 2) and follow the skips; the truth rises with the pools
+    rows = [{"genotype": g, "one_shot_score": s, "ground_truth_mean": t}
+            for g, s, t in zip(genotypes, [0.3, 0.2, 0.1], [0.35, 0.36, 0.37])]
+    search = tmp_path / "main" / "reinforce-seed0" / "search"
+    search.mkdir(parents=True)
+    (search / "rank_check_2000.json").write_text(json.dumps({"rows": rows}))
+    table = markdown(str(tmp_path)).splitlines()
+    assert table[2] == "| main/reinforce-seed0 | -1.00 | 1.00 | -1.00 | -0.82 | 0.82 |"
+    assert table[3].startswith("| mean of 1 | -1.00 |")
