@@ -156,7 +156,8 @@ class SearchLoop:
         """A few-shot supernet splits into its copies at the start of `few_shot_split_epoch`
         (every rank does it: the copies are made from the same weights)."""
         few_shot = self.supernet
-        if isinstance(few_shot, FewShotSupernet) and not few_shot.is_split and self.epoch >= self.s.few_shot_split_epoch:
+        due = self.epoch >= self.s.few_shot_split_epoch
+        if isinstance(few_shot, FewShotSupernet) and due and not few_shot.is_split:
             few_shot.split()
             log.info(f"epoch {self.epoch + 1}/{self.s.epochs}: few-shot split on {few_shot.decision.name}: "
                      f"{len(few_shot.parts)} copies of the shared weights, one per option")

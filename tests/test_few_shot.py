@@ -111,7 +111,8 @@ def test_search_builds_and_refuses_few_shot_settings(tmp_path):
 
 
 def run_macro(run_dir, max_steps, resume_from=None, split_epoch=1):
-    cfg = macro_config("search.epochs=2", "search.few_shot.decision=layer0_op", f"search.few_shot.split_epoch={split_epoch}")
+    cfg = macro_config("search.epochs=2", "search.few_shot.decision=layer0_op",
+                       f"search.few_shot.split_epoch={split_epoch}")
     cfg["search"]["max_steps"] = max_steps
     loop = build_search(cfg, str(run_dir), torch.device("cpu"))
     if resume_from is not None:
