@@ -337,13 +337,18 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
         json.dumps({"one_shot_tau": 0.35, "noise_ceiling_tau": 0.7}))
     (tmp_path / "b" / "reinforce-seed0" / "search" / "rank_check_2000.json").write_text(
         json.dumps({"one_shot_tau": 0.42, "noise_ceiling_tau": 0.7}))
+    (tmp_path / "b" / "reinforce-seed0" / "search" / "rank_check_24.json").write_text(  # 24 archs: its own ceiling
+        json.dumps({"one_shot_tau": 0.4, "noise_ceiling_tau": 0.8}))
     found = rows(str(tmp_path), parse_groups(["main=a,b"]))
     by = {(r["setting"], r["strategy"]): r for r in found}
     assert set(by) == {("main", "reinforce"), ("main", "random")}
     assert by["main", "reinforce"]["seeds"] == [0, 2] and by["main", "reinforce"]["percentiles"] == [70.0, 90.0]
-    assert by["main", "reinforce"]["taus"] == [0.35] and by["main", "random"]["percentiles"] == [50.0]
+    assert by["main", "reinforce"]["checks"]["rank_check.json"]["taus"] == [0.35]
+    assert by["main", "random"]["percentiles"] == [50.0]
     table = markdown(found)
-    assert "| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in table
+    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 | 0.3900 ± 0.0141 | 80.0 ± 14.1 "
+            "| 1/2 | 0,2 |") in table
+    assert "| main | random | 0.700 | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
 
 
 def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):

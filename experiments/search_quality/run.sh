@@ -49,12 +49,22 @@ beats_random variance_reduction reinforce '[0,1,2]' controller.baseline=batch_me
 # 4 validation batches per reward (the first session had no time for it); the searches run one
 # after the other: stopped for time in seed 1's third epoch, seed 0 placed with place_derived.py
 beats_random reward_batches reinforce '[0,1]' evaluator.options.batches_per_reward=4 workers=2
+# third session (each search from a snapshot of the code, PYTHONPATH=<git worktree>, so that edits
+# could not reach a running pool): FairNAS and 4 batches per reward on more seeds; a 4x longer
+# uniform supernet training; few-shot supernets (split on layer0_op at the start of epoch 4)
+beats_random fair_s12 reinforce '[1,2]' search.fair_sampling=true
+beats_random reward_batches_s1 reinforce '[1]' evaluator.options.batches_per_reward=4
+beats_random long_uniform random '[0]' search.epochs=40 search.strategy_steps=1
+FEW_SHOT=(search.few_shot.decision=layer0_op search.few_shot.split_epoch=3)
+beats_random few_shot_random random '[0]' "${FEW_SHOT[@]}"
+beats_random few_shot_random_s12 random '[1,2]' "${FEW_SHOT[@]}"
+beats_random few_shot reinforce '[0,1,2]' "${FEW_SHOT[@]}"
 
 # 3. One-shot tau: each search's supernet against the same pool (the same 12 draws: seed 0).
 for search in $OUT/*/*-seed*/search; do
     ln -sfn "$(realpath $OUT/pool/random)" $search/rank_check_runs
     $BIN/enas-rank-check run_dir=$search num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3,4,5]' \
-        ground_truth.average=3 ground_truth.workers=1
+        ground_truth.average=3 ground_truth.workers=1 one_shot.valid_images=1000
 done
 $BIN/python -m experiments.search_quality.table $OUT > experiments/search_quality/table.md
 # the same rank checks with the whole validation split (2,000 images) for the one-shot scores;
@@ -66,6 +76,8 @@ for search in $OUT/*/*-seed*/search; do
     mv $search/rank_check.json $search/rank_check_2000.json
     mv $search/rank_check_1000.json $search/rank_check.json
 done
+# what one-shot scores and the ground truth reward (tau with the pool and skip counts)
+$BIN/python -m experiments.search_quality.op_bias $OUT > experiments/search_quality/op_bias.md
 
 # 4. PTB small: does the controller learn (entropy), and does the derived cell beat 5 random cells?
 P=$OUT/ptb

@@ -7,8 +7,8 @@ Reads every <out>/<dir>/beats_random.json (enas-beats-random; or placed.jsonl, t
 place_derived.py for an interrupted run) and, for each search run, its
 <strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per setting and strategy
 with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its share of the
-ceiling), the one-shot tau of the same check scored on the whole validation split (2,000
-images: `rank_check_2000.json` beside it, where run.sh wrote one), and the derived
+ceiling) for each rank check of `CHECKS` found beside the search (1,000 validation images;
+the whole split, 2,000 images; 24 architectures, with their own ceiling), and the derived
 architecture's percentile among the random pool. `--group` names
 the directories whose runs form one setting (the default: each directory is a setting).
 """
@@ -23,7 +23,11 @@ import statistics
 import sys
 
 
-WHOLE_SPLIT_CHECK = "rank_check_2000.json"    # the same rank check, one-shot scores on the whole validation split
+# The rank checks of a search (run.sh): file, column label, whether it has its own noise ceiling
+# (another set of architectures) or shares the 12-architecture pool's.
+CHECKS = (("rank_check.json", "1,000 valid images", False),
+          ("rank_check_2000.json", "2,000 valid images", False),
+          ("rank_check_24.json", "24 archs, 2,000 valid images", True))
 
 
 def _load(path: str) -> dict | None:
@@ -75,19 +79,19 @@ def rows(out: str, groups: dict[str, list[str]]) -> list[dict]:
             noise = noise if ceiling is None else ceiling
         for strategy in dict.fromkeys(r["strategy"] for r in runs):
             mine = sorted((r for r in runs if r["strategy"] == strategy), key=lambda r: r["seed"])
-            taus, taus_whole = [], []
+            checks = {name: {"taus": [], "noise": None} for name, _, _ in CHECKS}
             for r in mine:
                 search = os.path.join(out, r["dir"], f"{strategy}-seed{r['seed']}", "search")
-                check = _load(os.path.join(search, "rank_check.json"))
-                if check is not None and check.get("one_shot_tau") is not None:
-                    taus.append(check["one_shot_tau"])
-                    noise = check["noise_ceiling_tau"] if noise is None else noise
-                whole = _load(os.path.join(search, WHOLE_SPLIT_CHECK))
-                if whole is not None and whole.get("one_shot_tau") is not None:
-                    taus_whole.append(whole["one_shot_tau"])
+                for name, _, _ in CHECKS:
+                    check = _load(os.path.join(search, name))
+                    if check is not None and check.get("one_shot_tau") is not None:
+                        checks[name]["taus"].append(check["one_shot_tau"])
+                        checks[name]["noise"] = checks[name]["noise"] or check["noise_ceiling_tau"]
+            for name, _, own_ceiling in CHECKS:
+                if not own_ceiling:                   # the 12-architecture pool's ceiling (beats_random.json)
+                    noise = noise if noise is not None else checks[name]["noise"]
             percentiles = [r["percentile"] for r in mine]
-            found.append({"setting": setting, "strategy": strategy, "noise": noise, "taus": taus,
-                          "taus_whole": taus_whole,
+            found.append({"setting": setting, "strategy": strategy, "noise": noise, "checks": checks,
                           "percentiles": percentiles, "values": [r["value"] for r in mine],
                           "seeds": [r["seed"] for r in mine], "at_80": sum(p >= 80 for p in percentiles)})
     return found
@@ -97,17 +101,28 @@ def _share(taus: list[float], noise: float | None) -> str:
     return f"{statistics.fmean(taus) / noise:.2f}" if taus and noise else "-"
 
 
+def _ceiling(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
 def markdown(found: list[dict]) -> str:
-    lines = ["| setting | strategy | noise-ceiling tau | one-shot tau (mean ± sd over seeds) | share of ceiling "
-             "| one-shot tau, 2,000 valid images | share of ceiling "
-             "| derived test acc | derived percentile among 12 random (mean ± sd) | runs >= 80th | seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The table: per check, its one-shot tau (mean ± sd over seeds) and share of the ceiling."""
+    header = ["setting", "strategy", "noise-ceiling tau (12 archs)"]
+    for _, label, own_ceiling in CHECKS:
+        header += ([f"noise-ceiling tau ({label.split(',')[0]})"] if own_ceiling else [])
+        header += [f"one-shot tau, {label}", "share of ceiling"]
+    header += ["derived test acc", "derived percentile among 12 random (mean ± sd)", "runs >= 80th", "seeds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in found:
-        noise = f"{r['noise']:.3f}" if r["noise"] is not None else "-"
-        lines.append(f"| {r['setting']} | {r['strategy']} | {noise} | {_mean_sd(r['taus'])} | {_share(r['taus'], r['noise'])} "
-                     f"| {_mean_sd(r['taus_whole'])} | {_share(r['taus_whole'], r['noise'])} "
-                     f"| {_mean_sd(r['values'], 4)} | {_mean_sd(r['percentiles'], 1)} | {r['at_80']}/{len(r['percentiles'])} "
-                     f"| {','.join(str(s) for s in r['seeds'])} |")
+        cells = [r["setting"], r["strategy"], _ceiling(r["noise"])]
+        for name, _, own_ceiling in CHECKS:
+            check = r["checks"][name]
+            ceiling = check["noise"] if own_ceiling else r["noise"]
+            cells += [_ceiling(ceiling)] if own_ceiling else []
+            cells += [_mean_sd(check["taus"]), _share(check["taus"], ceiling)]
+        cells += [_mean_sd(r["values"], 4), _mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}",
+                  ",".join(str(s) for s in r["seeds"])]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
