@@ -387,3 +387,6 @@ def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
     table = markdown(str(tmp_path)).splitlines()
     assert table[2] == "| main/reinforce-seed0 | -1.00 | 1.00 | -1.00 | -0.82 | 0.82 |"
     assert table[3].startswith("| mean of 1 | -1.00 |")
+    (search / "rank_check_24.json").write_text(json.dumps({"rows": rows[:2]}))
+    other = markdown(str(tmp_path), "rank_check_24.json").splitlines()
+    assert other[2].startswith("| main/reinforce-seed0 | -1.00 | 1.00 |")

@@ -1,10 +1,11 @@
 """What do one-shot scores and the ground truth reward? Kendall tau of each with simple counts
 of the 12 pool networks (macro space): pooling layers and skip connections.
 
-    python -m experiments.search_quality.op_bias /tmp/sq > experiments/search_quality/op_bias.md
+    python -m experiments.search_quality.op_bias /tmp/sq [--check rank_check_24.json] \
+        > experiments/search_quality/op_bias.md
 
 Reads every <out>/<dir>/<strategy>-seed<n>/search/rank_check_2000.json (enas-rank-check with the
-one-shot scores on the whole validation split; see run.sh) and writes one markdown row per
+one-shot scores on the whole validation split; see run.sh; `--check` names another) and writes one markdown row per
 supernet: tau(one-shot, ground truth), tau(ground truth, pools), tau(one-shot, pools),
 tau(ground truth, skips), tau(one-shot, skips). The ground truth is the mean of the 6 trainings.
 """
@@ -53,10 +54,10 @@ HEADER = ("supernet", "tau(one-shot, truth)", "tau(truth, pools)", "tau(one-shot
           "tau(one-shot, skips)")
 
 
-def markdown(out_dir: str) -> str:
-    """The table over every rank check under out_dir, then the mean row."""
+def markdown(out_dir: str, check: str = CHECK) -> str:
+    """The table over every rank check named `check` under out_dir, then the mean row."""
     found = []
-    for path in sorted(glob.glob(os.path.join(out_dir, "*", "*-seed*", "search", CHECK))):
+    for path in sorted(glob.glob(os.path.join(out_dir, "*", "*-seed*", "search", check))):
         with open(path) as f:
             name = os.path.relpath(os.path.dirname(os.path.dirname(path)), out_dir)
             found.append((name, supernet_row(json.load(f))))
@@ -71,7 +72,9 @@ def markdown(out_dir: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="the folder of the runs (run.sh's OUT)")
-    sys.stdout.write(markdown(parser.parse_args(argv).out_dir))
+    parser.add_argument("--check", default=CHECK, help=f"the rank check file of each search (default {CHECK})")
+    args = parser.parse_args(argv)
+    sys.stdout.write(markdown(args.out_dir, args.check))
 
 
 if __name__ == "__main__":

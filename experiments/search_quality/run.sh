@@ -76,6 +76,18 @@ for search in $OUT/*/*-seed*/search; do
     mv $search/rank_check.json $search/rank_check_2000.json
     mv $search/rank_check_1000.json $search/rank_check.json
 done
+# third session: the pool extended to 24 architectures (the first 12 draws are the same and are
+# reused), and each search's rank check on all 24 (rank_check_24.json; its own noise ceiling)
+mkdir -p $OUT/pool24 && ln -sfn "$(realpath $OUT/pool/random)" $OUT/pool24/random
+$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=1 \
+    out_dir=$OUT/pool24
+for search in $OUT/*/*-seed*/search; do
+    for f in rank_check.json rank_check.md rank_check.png; do cp $search/$f $search/$f.keep12; done
+    $BIN/enas-rank-check run_dir=$search num_archs=24 seed=0 'ground_truth.seeds=[0,1,2,3,4,5]' \
+        ground_truth.average=3 ground_truth.workers=1 one_shot.valid_images=null
+    for f in json md png; do mv $search/rank_check.$f $search/rank_check_24.$f; mv $search/rank_check.$f.keep12 \
+        $search/rank_check.$f; done
+done
 # what one-shot scores and the ground truth reward (tau with the pool and skip counts)
 $BIN/python -m experiments.search_quality.op_bias $OUT > experiments/search_quality/op_bias.md
 
