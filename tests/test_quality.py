@@ -346,8 +346,8 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert by["main", "reinforce"]["checks"]["rank_check.json"]["taus"] == [0.35]
     assert by["main", "random"]["percentiles"] == [50.0]
     table = markdown(found)
-    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 | 0.3900 ± 0.0141 | 80.0 ± 14.1 "
-            "| 1/2 | 0,2 |") in table
+    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 "
+            "| 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |") in table
     assert "| main | random | 0.700 | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
 
 
