@@ -118,6 +118,17 @@ def test_archs_scored_and_best_reward_from_checkpoint_state():
     assert best_reward({"best_so_far": float("-inf"), "best": []}) is None
 
 
+def test_an_interrupted_comparison_says_how_to_continue(tmp_path, monkeypatch, caplog):
+    from enas.cli import compare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(compare, "run_one", interrupted)
+    with caplog.at_level("INFO", logger="enas"), pytest.raises(KeyboardInterrupt):
+        compare.run_compare(["random"], [0], str(tmp_path), [])
+    assert "continue with the same command line plus resume=true" in caplog.text
+
+
 def test_one_line_names_unexpected_error_types():
     assert one_line(ValueError("bad value\nmore")) == "bad value"
     assert one_line(RuntimeError("boom")) == "RuntimeError: boom"

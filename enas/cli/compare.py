@@ -255,6 +255,10 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
         log.info(f"\n===== [{i}/{total}] strategy {strategy}, seed {seed} ({eta.text()}) =====")
         try:
             rows.append(run_one(overrides, strategy, seed, out_dir, derive_top))
+        except KeyboardInterrupt:
+            log.info(f"interrupted in run {strategy} seed {seed}: finished runs and checkpoints are kept in "
+                     f"{out_dir}; continue with the same command line plus resume=true")
+            raise
         except RunFailed as failure:
             if not isinstance(failure.error, (UserError, ValueError, FileNotFoundError)):
                 traceback.print_exception(failure.error, file=sys.stderr)
