@@ -79,8 +79,8 @@ done
 # third session: the pool extended to 24 architectures (the first 12 draws are the same and are
 # reused), and each search's rank check on all 24 (rank_check_24.json; its own noise ceiling)
 mkdir -p $OUT/pool24 && ln -sfn "$(realpath $OUT/pool/random)" $OUT/pool24/random
-$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=1 \
-    out_dir=$OUT/pool24
+$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
+    out_dir=$OUT/pool24    # (started with workers=1, stopped after 5 trainings and continued with 2)
 for search in $OUT/*/*-seed*/search; do
     for f in rank_check.json rank_check.md rank_check.png; do cp $search/$f $search/$f.keep12; done
     $BIN/enas-rank-check run_dir=$search num_archs=24 seed=0 'ground_truth.seeds=[0,1,2,3,4,5]' \
