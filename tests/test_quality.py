@@ -349,6 +349,11 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 "
             "| 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |") in table
     assert "| main | random | 0.700 | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
+    # placed again in a larger pool's measurements (each the mean of some trainings)
+    pool = {"random": {"num_archs": 4, "measurements": [[0.36, 0.38, 0.385, 0.41], [0.35, 0.37, 0.39, 0.40]]}}
+    again = {(r["setting"], r["strategy"]): r for r in rows(str(tmp_path), parse_groups(["main=a,b"]), pool)}
+    assert again["main", "reinforce"]["pool_percentiles"] == [43.75, 81.25]  # 0.38: 37.5 / 50, 0.4: 75 / 87.5 (ties half)
+    assert "| derived percentile among 4 random | seeds |" in markdown(list(again.values()))
 
 
 def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):

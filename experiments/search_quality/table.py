@@ -10,7 +10,9 @@ with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its shar
 ceiling) for each rank check of `CHECKS` found beside the search (1,000 validation images;
 the whole split, 2,000 images; 24 architectures, with their own ceiling), and the derived
 architecture's percentile among the random pool. `--group` names
-the directories whose runs form one setting (the default: each directory is a setting).
+the directories whose runs form one setting (the default: each directory is a setting);
+`--pool` names another pool's beats_random.json (the 24-architecture one) among whose
+measurements each derived architecture is placed again (its own column).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import statistics
 import sys
 
+from enas.quality import placement
 
 # The rank checks of a search (run.sh): file, column label, whether it has its own noise ceiling
 # (another set of architectures) or shares the 12-architecture pool's.
@@ -63,8 +66,9 @@ def runs_of(folder: str) -> tuple[list[dict], float | None]:
     return runs, None
 
 
-def rows(out: str, groups: dict[str, list[str]]) -> list[dict]:
-    """One dict per (setting, strategy) found under `out`."""
+def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None) -> list[dict]:
+    """One dict per (setting, strategy) found under `out`; `pool`: another pool's report
+    (beats_random.json) to place the derived architectures in as well."""
     grouped = {d for dirs in groups.values() for d in dirs}
     settings = dict(groups)
     for d in sorted(os.listdir(out)):
@@ -91,7 +95,10 @@ def rows(out: str, groups: dict[str, list[str]]) -> list[dict]:
                 if not own_ceiling:                   # the 12-architecture pool's ceiling (beats_random.json)
                     noise = noise if noise is not None else checks[name]["noise"]
             percentiles = [r["percentile"] for r in mine]
+            in_pool = ([placement(r["value"], pool["random"]["measurements"])[1] for r in mine]
+                       if pool is not None else [])
             found.append({"setting": setting, "strategy": strategy, "noise": noise, "checks": checks,
+                          "pool_percentiles": in_pool, "pool_size": pool["random"]["num_archs"] if pool else None,
                           "percentiles": percentiles, "values": [r["value"] for r in mine],
                           "seeds": [r["seed"] for r in mine], "at_80": sum(p >= 80 for p in percentiles)})
     return found
@@ -111,7 +118,9 @@ def markdown(found: list[dict]) -> str:
     for _, label, own_ceiling in CHECKS:
         header += ([f"noise-ceiling tau ({label.split(',')[0]})"] if own_ceiling else [])
         header += [f"one-shot tau, {label}", "share of ceiling"]
-    header += ["derived test acc", "derived percentile among 12 random (mean ± sd)", "runs >= 80th", "seeds"]
+    header += ["derived test acc", "derived percentile among 12 random (mean ± sd)", "runs >= 80th"]
+    sizes = {r["pool_size"] for r in found if r["pool_size"]}
+    header += [f"derived percentile among {size} random" for size in sizes] + ["seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in found:
         cells = [r["setting"], r["strategy"], _ceiling(r["noise"])]
@@ -120,8 +129,9 @@ def markdown(found: list[dict]) -> str:
             ceiling = check["noise"] if own_ceiling else r["noise"]
             cells += [_ceiling(ceiling)] if own_ceiling else []
             cells += [_mean_sd(check["taus"]), _share(check["taus"], ceiling)]
-        cells += [_mean_sd(r["values"], 4), _mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}",
-                  ",".join(str(s) for s in r["seeds"])]
+        cells += [_mean_sd(r["values"], 4), _mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}"]
+        cells += [_mean_sd(r["pool_percentiles"], 1)] if sizes else []
+        cells += [",".join(str(s) for s in r["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -139,5 +149,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--group", action="append", default=[], help="name=dir1,dir2: these runs form one setting")
+    parser.add_argument("--pool", help="another pool's beats_random.json: place the derived architectures in it too")
     args = parser.parse_args()
-    sys.stdout.write(markdown(rows(args.out, parse_groups(args.group))))
+    sys.stdout.write(markdown(rows(args.out, parse_groups(args.group), _load(args.pool) if args.pool else None)))
