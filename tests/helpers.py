@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from enas.build import build_search
+from enas.checkpoint import load_checkpoint
 from enas.cli.common import CONFIG_DIR
 
 
@@ -78,3 +81,14 @@ def _restore_root_logger(handlers: list, level: int) -> None:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+def run_loop(cfg: dict, run_dir, max_steps, resume_from=None):
+    """Build a search from `cfg` in `run_dir` (on CPU), load `resume_from`'s checkpoint if given,
+    and run it for at most `max_steps` omega steps in total (None: its epochs); the loop."""
+    cfg["search"]["max_steps"] = max_steps
+    loop = build_search(cfg, str(run_dir), torch.device("cpu"))
+    if resume_from is not None:
+        loop.load_state_dict(load_checkpoint(resume_from))
+    loop.run()
+    return loop

@@ -13,7 +13,7 @@ from enas.spaces.base import SPACES
 from enas.spaces.few_shot import FewShotSupernet, supernet_part
 from enas.strategies.base import uniform_architecture
 from enas.utils import UserError
-from tests.helpers import compose_config
+from tests.helpers import compose_config, run_loop
 
 DATA = {"num_classes": 3, "in_channels": 3, "image_size": 8}
 
@@ -113,12 +113,7 @@ def test_search_builds_and_refuses_few_shot_settings(tmp_path):
 def run_macro(run_dir, max_steps, resume_from=None, split_epoch=1):
     cfg = macro_config("search.epochs=2", "search.few_shot.decision=layer0_op",
                        f"search.few_shot.split_epoch={split_epoch}")
-    cfg["search"]["max_steps"] = max_steps
-    loop = build_search(cfg, str(run_dir), torch.device("cpu"))
-    if resume_from is not None:
-        loop.load_state_dict(load_checkpoint(resume_from))
-    loop.run()
-    return loop
+    return run_loop(cfg, run_dir, max_steps, resume_from)
 
 
 def test_search_splits_at_its_epoch_and_resumes_exactly_across_the_split(tmp_path):

@@ -7,20 +7,11 @@ import torch
 
 from enas.checkpoint import load_checkpoint
 from enas.build import build_search
-from tests.helpers import compose_config
+from tests.helpers import compose_config, run_loop
 
 
 def smoke_config(*overrides):
     return compose_config("search", ["experiment=smoke_ptb", "search.log_every=0", *overrides])
-
-
-def run_loop(cfg, run_dir, max_steps, resume_from=None):
-    cfg["search"]["max_steps"] = max_steps
-    loop = build_search(cfg, str(run_dir), torch.device("cpu"))
-    if resume_from is not None:
-        loop.load_state_dict(load_checkpoint(resume_from))
-    loop.run()
-    return loop
 
 
 def test_resume_continues_exactly(tmp_path):
