@@ -39,14 +39,17 @@ run: $(STAMP)  ## search a PTB cell on the embedded PTB, derive it, train it bri
 	@echo "final training: $(RUN_DIR)/train/result.json"
 	@echo "watch it: $(BIN)/tensorboard --logdir $(RUN_DIR)"
 
-# Tests run on every core (pytest-xdist), a test module per worker so module fixtures run once.
+# Tests run on every core (pytest-xdist), a test module per worker so module fixtures run once;
+# one BLAS/OpenMP thread per process, so the worker processes and the commands the tests start
+# do not oversubscribe the cores (tiny tensors gain nothing from threads).
 PYTEST_WORKERS ?= auto
+TEST_ENV = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: $(STAMP)  ## the whole test suite (what CI runs; CUDA tests skip without a GPU)
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=25
+	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=25
 
 test-fast: $(STAMP)  ## the unit tests only (no end-to-end runs)
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope -m "not slow"
+	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope -m "not slow"
 
 bench: $(STAMP)  ## speed benchmarks -> experiments/bench/*.md (not tests; minutes)
 	$(BIN)/python -m experiments.bench.bench_rnn_cell --out experiments/bench/rnn_cell.md
