@@ -406,9 +406,10 @@ def _few_shot(space, supernet, section: dict | None, settings):
     if name is None:
         return supernet
     decisions = space.decisions()
+    names = [d.name for d in decisions]
     splittable = [d.name for d in decisions if d.kind in SPLITTABLE_KINDS]
     if name not in splittable:
-        what = "is a skip decision" if name in [d.name for d in decisions] else "is not a decision of this space"
+        what = "is a skip decision" if name in names else "is not a decision of this space"
         raise UserError(f"search.few_shot.decision={name}: {what}; space {space.name} splits on one of "
                         f"{', '.join(splittable)}")
     if hasattr(supernet, "arch_tensors") or settings.cuda_graphs:
@@ -416,7 +417,7 @@ def _few_shot(space, supernet, section: dict | None, settings):
                         "one graph for every architecture and cannot be split; set accel.static_graph=false")
     if settings.few_shot_split_epoch < 0:
         raise UserError(f"search.few_shot.split_epoch={settings.few_shot_split_epoch}: give an epoch >= 0")
-    index = [d.name for d in decisions].index(name)
+    index = names.index(name)
     few_shot = FewShotSupernet(supernet, decisions[index], index)
     per_copy = sum(p.numel() for p in supernet.parameters())
     log.info(f"few-shot supernet: {len(few_shot.parts)} copies of {per_copy:,} shared parameters, one per option "

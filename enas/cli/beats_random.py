@@ -28,8 +28,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from enas.cli.common import enas_main, plain, user_errors
-from enas.cli.compare import (check_fresh, check_lists, check_resumable, compose_run_config, forwarded_overrides,
-                              override_key, run_compare, run_dirs, write_comparison)
+from enas.cli.compare import (check_lists, check_out_dir, compose_run_config, forwarded_overrides, override_key,
+                              run_compare, run_dirs, write_comparison)
 from enas.cli.harness import check_average, check_engine, check_seeds, check_split
 from enas.runs import run_beats_random
 from enas.utils import UserError
@@ -43,10 +43,7 @@ def check_options(options: dict, out_dir: str, overrides: list[str]) -> None:
     strategies, seeds = options["strategies"], options["seeds"]
     if seeds:
         check_lists(strategies, seeds)
-        if options["resume"]:
-            check_resumable(out_dir, strategies, seeds, overrides)
-        else:
-            check_fresh(out_dir, strategies, seeds)
+        check_out_dir(out_dir, strategies, seeds, overrides, options["resume"])
     check_split(options["split"])
     check_seeds(options["train_seeds"], "train_seeds")
     check_average(options["average"], options["train_seeds"], "average")

@@ -103,6 +103,14 @@ def check_fresh(out_dir: str, strategies: list[str], seeds: list[int]) -> None:
                         f"resume=true (the same command line), or choose another out_dir")
 
 
+def check_out_dir(out_dir: str, strategies: list[str], seeds: list[int], overrides: list[str], resume: bool) -> None:
+    """A new comparison needs an out_dir without these runs; resume=true, runs of this command line."""
+    if resume:
+        check_resumable(out_dir, strategies, seeds, overrides)
+    else:
+        check_fresh(out_dir, strategies, seeds)
+
+
 def check_resumable(out_dir: str, strategies: list[str], seeds: list[int], overrides: list[str]) -> None:
     """resume=true: every run already in out_dir was started by this command line (its run.json)."""
     for strategy in strategies:
@@ -137,13 +145,12 @@ def finished_row(out_dir: str, strategy: str, seed: int) -> dict | None:
     path = os.path.join(run_root(out_dir, strategy, seed), ROW_FILE)
     if not os.path.exists(path):
         return None
-    return run_row(strategy, seed, **{k: v for k, v in _read_json(path, os.path.dirname(path)).items()
-                                      if k not in ("strategy", "seed")})
+    return run_row(**_read_json(path, os.path.dirname(path)))
 
 
 def compose_run_config(overrides: list[str], strategy: str, seed: int) -> DictConfig:
     """The search config of one run, as `enas-search <overrides> strategy=.. seed=..` would see it."""
-    return compose(config_name="search", overrides=[*overrides, f"strategy={strategy}", f"seed={seed}"])
+    return compose(config_name="search", overrides=run_overrides(overrides, strategy, seed))
 
 
 def derive_config(run_dir: str, device: str, top: int, search_config: dict | None = None) -> dict:
@@ -239,10 +246,7 @@ def run_compare(strategies: list[str], seeds: list[int], out_dir: str, overrides
 
     resume: continue the comparison already in out_dir (finished runs are kept as they are)."""
     check_lists(strategies, seeds)
-    if resume:
-        check_resumable(out_dir, strategies, seeds, overrides)
-    else:
-        check_fresh(out_dir, strategies, seeds)
+    check_out_dir(out_dir, strategies, seeds, overrides, resume)
     runs = [(s, n) for s in strategies for n in seeds]
     kept = {run: finished_row(out_dir, *run) for run in runs} if resume else {}
     total, todo = len(runs), sum(1 for run in runs if kept.get(run) is None)

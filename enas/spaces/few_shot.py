@@ -26,7 +26,8 @@ SPLITTABLE_KINDS = ("op", "input")
 
 
 class FewShotSupernet(nn.Module):
-    """`num_parts` copies of `supernet`, chosen by the architecture's choice at decision `index`.
+    """One copy of `supernet` per option of `decision` (the space's decision number `index`);
+    an architecture runs the copy of its choice there once the supernet is split.
 
     Same calling convention as the wrapped supernet (`arch` last; enas.spaces.base)."""
 

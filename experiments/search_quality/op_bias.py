@@ -1,13 +1,14 @@
 """What do one-shot scores and the ground truth reward? Kendall tau of each with simple counts
-of the 12 pool networks (macro space): pooling layers and skip connections.
+of the pool's networks (macro space): pooling layers and skip connections.
 
     python -m experiments.search_quality.op_bias /tmp/sq [--check rank_check_24.json] \
         > experiments/search_quality/op_bias.md
 
 Reads every <out>/<dir>/<strategy>-seed<n>/search/rank_check_2000.json (enas-rank-check with the
-one-shot scores on the whole validation split; see run.sh; `--check` names another) and writes one markdown row per
-supernet: tau(one-shot, ground truth), tau(ground truth, pools), tau(one-shot, pools),
-tau(ground truth, skips), tau(one-shot, skips). The ground truth is the mean of the 6 trainings.
+one-shot scores on the whole validation split; see run.sh; `--check` names another, e.g. the
+24-architecture checks) and writes one markdown row per supernet: tau(one-shot, ground truth),
+tau(ground truth, pools), tau(one-shot, pools), tau(ground truth, skips), tau(one-shot, skips).
+The ground truth is the mean of the 6 trainings.
 """
 
 from __future__ import annotations

@@ -91,9 +91,9 @@ def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None) -> li
                     if check is not None and check.get("one_shot_tau") is not None:
                         checks[name]["taus"].append(check["one_shot_tau"])
                         checks[name]["noise"] = checks[name]["noise"] or check["noise_ceiling_tau"]
-            for name, _, own_ceiling in CHECKS:
-                if not own_ceiling:                   # the 12-architecture pool's ceiling (beats_random.json)
-                    noise = noise if noise is not None else checks[name]["noise"]
+            if noise is None:                         # no beats_random.json: the ceiling of a check of the same pool
+                noise = next((checks[name]["noise"] for name, _, own in CHECKS if not own and checks[name]["noise"]),
+                             None)
             percentiles = [r["percentile"] for r in mine]
             in_pool = ([placement(r["value"], pool["random"]["measurements"])[1] for r in mine]
                        if pool is not None else [])
@@ -119,8 +119,8 @@ def markdown(found: list[dict]) -> str:
         header += ([f"noise-ceiling tau ({label.split(',')[0]})"] if own_ceiling else [])
         header += [f"one-shot tau, {label}", "share of ceiling"]
     header += ["derived test acc", "derived percentile among 12 random (mean ± sd)", "runs >= 80th"]
-    sizes = {r["pool_size"] for r in found if r["pool_size"]}
-    header += [f"derived percentile among {size} random" for size in sizes] + ["seeds"]
+    size = next((r["pool_size"] for r in found if r["pool_size"]), None)     # the --pool's architectures
+    header += ([f"derived percentile among {size} random"] if size else []) + ["seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in found:
         cells = [r["setting"], r["strategy"], _ceiling(r["noise"])]
@@ -130,7 +130,7 @@ def markdown(found: list[dict]) -> str:
             cells += [_ceiling(ceiling)] if own_ceiling else []
             cells += [_mean_sd(check["taus"]), _share(check["taus"], ceiling)]
         cells += [_mean_sd(r["values"], 4), _mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}"]
-        cells += [_mean_sd(r["pool_percentiles"], 1)] if sizes else []
+        cells += [_mean_sd(r["pool_percentiles"], 1)] if size else []
         cells += [",".join(str(s) for s in r["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
