@@ -385,6 +385,14 @@ class OneShotScoring:
 
 
 @dataclass
+class RankEstimator:
+    """rank_check.estimator: what scores each architecture (one-shot, or trained for a few steps)."""
+    name: str = MISSING
+    steps: int = MISSING
+    lr: Optional[float] = MISSING
+
+
+@dataclass
 class GroundTruth:
     """rank_check.ground_truth: every architecture trained from scratch once per seed."""
     seeds: List[int] = MISSING
@@ -412,7 +420,9 @@ class RankCheckConfig(ReadsASearch):
     threads: Any = MISSING
     num_archs: int = MISSING
     seed: int = MISSING
+    report: str = MISSING
     one_shot: OneShotScoring = _section(OneShotScoring)
+    estimator: RankEstimator = _section(RankEstimator)
     ground_truth: GroundTruth = _section(GroundTruth)
     stats: RankStats = _section(RankStats)
 

@@ -279,15 +279,16 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
                 floor: float = NOISE_FLOOR, average: int = 1) -> dict:
     """Agreement figures of a rank check.
 
-    one_shot: the supernet's score per architecture (higher is better); runs: the ground-truth
-    metric per training seed, per architecture (nan for a failed training: that architecture
-    is left out of every figure); average: trainings averaged into one measurement. Returns
+    one_shot: the estimator's score per architecture (higher is better; nan: its estimate failed);
+    runs: the ground-truth metric per training seed, per architecture (nan for a failed training);
+    an architecture with a nan on either side is left out of every figure; average: trainings averaged into one measurement. Returns
     {"pairs": {name: agreement}, "noise_ceiling_tau", "one_shot_tau", "verdict", "archs_used"}.
     The noise ceiling is the mean tau between measurements; "one_shot_tau" is the mean over
     measurements of tau(one-shot, measurement): one measurement on each side, as in the ceiling.
     """
     runs = [oriented(r, higher_is_better) for r in runs]
-    keep = [i for i in range(len(one_shot)) if all(math.isfinite(r[i]) for r in runs)]
+    keep = [i for i in range(len(one_shot))
+            if math.isfinite(one_shot[i]) and all(math.isfinite(r[i]) for r in runs)]
     shot = [float(one_shot[i]) for i in keep]
     measured, names = measurements([[r[i] for i in keep] for r in runs], average)
     options = {"top_fraction": top_fraction, "resamples": resamples, "level": level, "seed": seed}
@@ -327,15 +328,16 @@ def format_agreement_table(pairs: dict, level: float = 0.95) -> str:
 
 
 def format_rank_table(report: dict, markdown: bool = False) -> str:
-    """Per-architecture rows, best one-shot score first: scores and ranks on both sides."""
-    rows = sorted(report["rows"], key=lambda r: -r["one_shot_score"])
+    """Per-architecture rows, best estimator score first (a failed estimate last): scores and ranks on both sides."""
+    rows = sorted(report["rows"], key=lambda r: (not math.isfinite(r["one_shot_score"]), -r["one_shot_score"]))
     higher = report.get("higher_is_better", True)
     gt = [r["ground_truth_mean"] for r in rows]
     # best trained result first; an architecture whose training failed (nan) comes last
     order = sorted(range(len(rows)), key=lambda i: (not math.isfinite(gt[i]), -gt[i] if higher else gt[i]))
     gt_rank = {i: rank for rank, i in enumerate(order, start=1)}
     metric = report.get("metric", "metric")
-    header = ["one-shot rank", "one-shot score", "trained rank", f"trained {metric} (per seed)", "architecture"]
+    label = _label(report)
+    header = [f"{label} rank", f"{label} score", "trained rank", f"trained {metric} (per seed)", "architecture"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if markdown else [
         f"{'1s rank':>7}  {'1s score':>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
     for rank, row in enumerate(rows, start=1):
@@ -354,20 +356,27 @@ def _per(report: dict) -> str:
     return "each one training" if k == 1 else f"each the mean of {k} trainings"
 
 
-def format_rank_report(report: dict, title: str) -> str:
+def _label(report: dict) -> str:
+    """The estimator's short name ("one-shot" in reports written before estimators existed)."""
+    return (report.get("estimator") or {}).get("label", "one-shot")
+
+
+def format_rank_report(report: dict, title: str, image: str = "rank_check.png") -> str:
     """The whole rank check as markdown: verdict, headline figures, agreement table, rows."""
     noise, shot = report["noise_ceiling_tau"], report["one_shot_tau"]
+    label = _label(report)
     fmt = (lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}")
     lines = [f"# {title}", "", f"**{report['verdict']}**", "",
              f"- noise-ceiling tau (between measurements of the ground truth, {_per(report)}): {fmt(noise)}",
-             f"- one-shot tau (mean over measurements of tau(one-shot, measurement)): {fmt(shot)}",
-             f"- architectures: {report['num_archs']} drawn, {len(report['archs_used'])} with every training done",
-             f"- one-shot scoring: {report['one_shot']['description']}",
+             f"- {label} tau (mean over measurements of tau(score, measurement)): {fmt(shot)}",
+             f"- architectures: {report['num_archs']} drawn, {len(report['archs_used'])} with every score and "
+             f"training done",
+             f"- scored by: {report['one_shot']['description']}",
              f"- ground truth: {report['ground_truth']['description']}", "",
              format_agreement_table(report["pairs"], report["stats"]["level"]), "",
              f"top-k overlap: share of the best {report['stats']['top_fraction']:.0%} by one side that is also "
              f"among the best by the other (a random order gets about {report['stats']['top_fraction']:.2f}).", "",
-             "![scatter](rank_check.png)", "", "## Architectures", "",
+             f"![scatter]({image})", "", "## Architectures", "",
              format_rank_table(report, markdown=True)]
     return "\n".join(lines) + "\n"
 
@@ -381,9 +390,10 @@ def rank_check_rows(space, archs: Sequence[Architecture], one_shot: Sequence[tup
         trained = [float(run[i]) for run in table]
         finite = [v for v in trained if math.isfinite(v)]
         rows.append({"choices": space.arch_to_dict(arch)["choices"], "genotype": space.describe(arch),
-                     "one_shot_score": float(score), f"one_shot_{metric}": float(metrics[metric]),
-                     "ground_truth": trained,
+                     "one_shot_score": float(score), "ground_truth": trained,
                      "ground_truth_mean": float(np.mean(finite)) if len(finite) == len(trained) else math.nan})
+        if metric in metrics:           # the one-shot metric (a trained estimator reports its score only)
+            rows[-1][f"one_shot_{metric}"] = float(metrics[metric])
     return rows
 
 
@@ -394,9 +404,9 @@ def rank_check_plot(report: dict):
     pairs = report["pairs"]
     shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
     panels = [Panel([r["one_shot_score"] for r in rows], [r["ground_truth_mean"] for r in rows],
-                    "one-shot score (shared weights)", f"trained {split} {metric}" +
+                    f"{_label(report)} score", f"trained {split} {metric}" +
                     (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),
-                    "one-shot vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
+                    f"{_label(report)} vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
     names, k = report.get("measurement_names", []), report.get("average", 1)
     if len(names) > 1:
         first, second = ([float(np.mean(r["ground_truth"][g * k:(g + 1) * k])) for r in rows] for g in (0, 1))

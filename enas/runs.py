@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from enas.arch import load_arch_file, save_json
-from enas.build import (build_arch_space, build_search, build_space, build_training, clamp_batches,
+from enas.build import (build_arch_space, build_evaluator, build_search, build_space, build_training, clamp_batches,
                         recipe_description, restore_search, start_process, train_overrides, with_changes)
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
 from enas.derive import format_table, rank_candidates
@@ -369,7 +369,8 @@ def _engine(name: str, workers: int):
 @locks_run_dir(lambda cfg, *args, **kwargs: cfg["run_dir"], create=False)
 def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
     """Does the supernet of the search in cfg["run_dir"] rank architectures as training them from
-    scratch does? The report dict (also rank_check.json, .md, .png in the run dir).
+    scratch does? The report dict (also <report>.json, .md, .png in the run dir; cfg["report"],
+    default rank_check).
 
     `changes`: nested values put into the search's config for the ground-truth trainings (the
     command line's ground_truth.overrides, parsed). Arguments are checked by the caller.
@@ -377,7 +378,8 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
     run_dir, one, truth, stats = cfg["run_dir"], cfg["one_shot"], cfg["ground_truth"], cfg["stats"]
     device, _ = start_process(cfg)
     eta = Eta(1)
-    with run_log(os.path.join(run_dir, "rank_check.log")):
+    stem = os.path.join(run_dir, cfg["report"])
+    with run_log(stem + ".log"):
         loop = restore_search(run_dir, device, user_targets(cfg))
         search_cfg = loop.metadata["config"]
         if loop.supernet is None:
@@ -391,10 +393,16 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             batches = clamp_batches("one_shot.valid_batches", batches, task.num_batches("valid"))
         mode = bn_mode(loop.supernet, one["bn"])
         shown = "the whole validation split" if batches is None else f"the first {batches} validation batches"
-        one_shot_text = f"{shown}, eval mode, BatchNorm: {mode}"
-        log.info(f"rank check: {len(archs)} architectures scored one-shot on {one_shot_text}")
-        scores = one_shot_scores(task, loop.supernet, archs, batches, mode, one["bn_batches"])
         config = with_changes({**search_cfg, "device": cfg["device"]}, changes)
+        estimator = cfg["estimator"]
+        if estimator["name"] == "one_shot":
+            one_shot_text = f"one-shot (the shared weights as they are), {shown}, eval mode, BatchNorm: {mode}"
+            log.info(f"rank check: {len(archs)} architectures scored {one_shot_text}")
+            scores = one_shot_scores(task, loop.supernet, archs, batches, mode, one["bn_batches"])
+        else:
+            one_shot_text = f"{estimator_description(estimator, config)}, scored on {shown}, eval mode"
+            log.info(f"rank check: {len(archs)} architectures scored by {one_shot_text}")
+            scores = _trained_estimates(estimator, config, loop, archs, batches, truth, device)
         log.info(f"ground truth: {recipe_description(config)}")
         jobs = ground_truth_jobs(config, space, archs, truth["seeds"], os.path.join(run_dir, "rank_check_runs"))
         with _engine(truth["engine"], truth["workers"]) as engine:
@@ -409,18 +417,51 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             rows=rank_check_rows(space, archs, scores, table, metric), run_dir=os.path.abspath(run_dir),
             seed=cfg["seed"], search_step=loop.global_step, stats=stats,
             one_shot={**one, "batches": batches, "bn_mode": mode, "description": one_shot_text},
+            estimator={**estimator, "label": estimator_label(estimator)},
             ground_truth={**truth, "cost": cost,
                           "description": f"{split} {metric} after training from scratch with seeds "
                           f"{truth['seeds']}: {recipe_description(config)}; {format_cost(cost)}"})
         title = f"Rank check: {space.name}, search step {loop.global_step}"
-        write_text(os.path.join(run_dir, "rank_check.md"), format_rank_report(report, title))
-        save_json(os.path.join(run_dir, "rank_check.json"), report)
+        write_text(stem + ".md", format_rank_report(report, title, cfg["report"] + ".png"))
+        save_json(stem + ".json", report)
         image = rank_check_plot(report)
-        save_image(image, os.path.join(run_dir, "rank_check.png"))
-        log_image(run_dir, "quality/rank_check", image, loop.global_step)
+        save_image(image, stem + ".png")
+        log_image(run_dir, f"quality/{cfg['report']}", image, loop.global_step)
         log.info("\n" + format_rank_report(report, title))
-        log.info(f"wrote {os.path.join(run_dir, 'rank_check.json')}, rank_check.md and rank_check.png ({eta.text()})")
+        log.info(f"wrote {stem}.json, .md and .png ({eta.text()})")
     return report
+
+
+def estimator_label(estimator: dict) -> str:
+    """A short name of a rank check's estimator: "one-shot", "inherit, 78 steps", "standalone, 78 steps"."""
+    if estimator["name"] == "one_shot":
+        return "one-shot"
+    return f"{estimator['name']}, {estimator['steps']} steps"
+
+
+def estimator_description(estimator: dict, config: dict) -> str:
+    """What a trained estimator does, in words (the ground truth's recipe names the rest)."""
+    start = "the supernet's weights" if estimator["name"] == "inherit" else "a fresh initialisation"
+    lr = config["trainer"]["optim"]["lr"] if estimator["lr"] is None else estimator["lr"]
+    return (f"{estimator['name']}: {start}, then {estimator['steps']} training steps of the ground-truth recipe "
+            f"(lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')})")
+
+
+def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches: int | None, truth: dict,
+                       device) -> list[tuple[float, dict]]:
+    """(validation score, {}) of each architecture after `estimator["steps"]` training steps, starting
+    from the supernet's weights (inherit) or from scratch (standalone): the search evaluators of
+    the same names, with the ground-truth recipe's data and trainer; a failed child scores nan."""
+    options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
+               "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
+               "seed": config["seed"], "journal": None}
+    evaluator = build_evaluator({**config, "evaluator": {"name": estimator["name"]}}, loop.task, loop.space,
+                                loop.supernet, loop.metadata["sizes"], None, device, options)
+    try:
+        rewards = evaluator.evaluate(archs)
+    finally:
+        evaluator.close()
+    return [(float(r), {}) for r in rewards]
 
 
 def run_beats_random(options: dict, config: dict, out_dir: str, overrides: list[str], search_runs) -> dict:

@@ -222,6 +222,7 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
         "trainer": {"epochs": 2, "sizes": {"channels": 8}}, "seed": 0, "data": {"split_seed": 1}}
     assert config["trainer"]["sizes"] == {"channels": 4}
     cfg = {"num_archs": 3, "one_shot": {"bn": "auto"}, "stats": {"top_fraction": 0.2, "level": 0.95},
+           "report": "rank_check", "estimator": {"name": "one_shot", "steps": 0, "lr": None},
            "ground_truth": {"seeds": [0, 1], "average": 1, "split": "test", "engine": "inline", "workers": 1,
                             "overrides": ["trainer.epochs=3"]}}
     assert rank_check.check_options(cfg) == {"trainer": {"epochs": 3}}
@@ -231,6 +232,16 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
             rank_check.check_options({**cfg, "ground_truth": {**cfg["ground_truth"], key: value}})
     with pytest.raises(UserError, match="at least 2"):
         rank_check.check_options({**cfg, "num_archs": 1})
+    rank_check.check_options({**cfg, "estimator": {"name": "inherit", "steps": 5, "lr": 0.01}})
+    for estimator, error in [({"name": "proxy"}, "choose one_shot, inherit or standalone"),
+                             ({"steps": 3}, "train them first with estimator.name=inherit"),
+                             ({"name": "standalone"}, "give estimator.steps >= 1"),
+                             ({"name": "inherit", "steps": 2, "lr": 0.0}, "positive learning rate")]:
+        with pytest.raises(UserError, match=error):
+            rank_check.check_options({**cfg, "estimator": {**cfg["estimator"], **estimator}})
+    for report in ("", "runs/x", ".hidden"):
+        with pytest.raises(UserError, match="file name stem without a directory"):
+            rank_check.check_options({**cfg, "report": report})
     options = {"strategies": ["random"], "seeds": [0], "split": "test", "train_seeds": [0, 1], "average": 1,
                "engine": "process", "workers": 2, "num_random": 3, "resume": False}
     beats_random.check_options(options, str(tmp_path), ["search.epochs=1"])

@@ -82,6 +82,13 @@ def test_rank_report_noise_ceiling_and_one_shot_tau():
     assert "not measured" in ppl["verdict"]
 
 
+def test_rank_report_leaves_out_a_failed_estimate():
+    truth = [0.5, 0.6, 0.7, 0.8]
+    report = rank_report([1, math.nan, 3, 4], [truth, truth], resamples=20)
+    assert report["archs_used"] == [0, 2, 3] and report["one_shot_tau"] == pytest.approx(1.0)
+    assert report["pairs"]["one-shot vs run 1"]["n"] == 3
+
+
 def test_measurements_average_groups_of_runs():
     runs = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]
     assert measurements(runs) == (runs, ["run 1", "run 2", "run 3", "run 4"])
@@ -222,3 +229,53 @@ def test_rank_check_end_to_end(tmp_path):
     again = run_command("enas-rank-check", *args).stdout
     assert "networks from scratch" not in again and report["rows"] == json.loads(
         (run_dir / "rank_check.json").read_text())["rows"]
+    # another estimator, its own report files, the same trainings: 2 steps from the shared weights
+    out = run_command("enas-rank-check", *args, "estimator.name=inherit", "estimator.steps=2",
+                      "report=rank_check_inherit").stdout
+    assert "networks from scratch" not in out and "inherit, 2 steps tau" in out
+    inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
+    assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "label": "inherit, 2 steps"}
+    assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
+    assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
+    assert all(0 <= r["one_shot_score"] <= 1 for r in inherit["rows"])
+    assert "![scatter](rank_check_inherit.png)" in (run_dir / "rank_check_inherit.md").read_text()
+    assert (run_dir / "rank_check_inherit.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert json.loads((run_dir / "rank_check.json").read_text())["rows"] == report["rows"]   # untouched
+
+
+def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe(monkeypatch):
+    """inherit / standalone scores come from the evaluator of that name, built with the recipe the
+    ground truth trains with, k steps, the one-shot validation batches, nan for a failed child."""
+    from enas import runs
+    built = {}
+
+    class FakeEvaluator:
+        def evaluate(self, archs):
+            return [0.25, math.nan][:len(archs)]
+
+        def close(self):
+            built["closed"] = True
+
+    def fake_build_evaluator(cfg, task, space, supernet, sizes, run_dir, device, options):
+        built.update(name=cfg["evaluator"]["name"], trainer=cfg["trainer"], sizes=sizes, supernet=supernet,
+                     run_dir=run_dir, options=options)
+        return FakeEvaluator()
+
+    monkeypatch.setattr(runs, "build_evaluator", fake_build_evaluator)
+    loop = type("Loop", (), {"task": "task", "space": "space", "supernet": "supernet",
+                             "metadata": {"sizes": {"channels": 4}}})()
+    config = {"seed": 3, "trainer": {"epochs": 3, "optim": {"lr": 0.05, "schedule": "cosine"}}}
+    estimator = {"name": "inherit", "steps": 7, "lr": None}
+    scores = runs._trained_estimates(estimator, config, loop, ["a", "b"], 4, {"workers": 2, "engine": "inline"},
+                                     "cpu")
+    assert scores[0] == (0.25, {}) and math.isnan(scores[1][0]) and built["closed"]
+    assert built["name"] == "inherit" and built["trainer"] is config["trainer"] and built["supernet"] == "supernet"
+    assert built["sizes"] == {"channels": 4} and built["run_dir"] is None
+    options = built["options"]
+    assert (options["epochs"], options["steps_per_epoch"], options["lr"], options["valid_batches"]) == (1, 7, None, 4)
+    assert math.isnan(options["failure_reward"]) and options["journal"] is None and options["seed"] == 3
+    assert (options["workers"], options["engine"]) == (2, "inline")
+    assert runs.estimator_description(estimator, config) == (
+        "inherit: the supernet's weights, then 7 training steps of the ground-truth recipe (lr 0.05, cosine)")
+    assert runs.estimator_description({"name": "standalone", "steps": 7, "lr": 0.01}, config).startswith(
+        "standalone: a fresh initialisation, then 7 training steps of the ground-truth recipe (lr 0.01")

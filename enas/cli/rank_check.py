@@ -4,16 +4,19 @@
 
 Reads the search's checkpoint and config (like enas-derive), draws `num_archs` architectures
 uniformly (seeded), scores each with the supernet on the validation split (or at least
-`one_shot.valid_images` images), trains each from scratch with the search config's `trainer` recipe (the
+`one_shot.valid_images` images; `estimator.name=inherit estimator.steps=k`: after k training
+steps from the shared weights; `standalone`: after k steps from scratch, the baseline), trains each from scratch with the search config's `trainer` recipe (the
 enas-train code path) once per seed of `ground_truth.seeds` (into <run_dir>/rank_check_runs/),
 and reports Kendall's tau, Spearman's rho and the top-20% overlap with bootstrap intervals,
 beside the noise ceiling (tau between two trainings). Writes <run_dir>/rank_check.json,
-rank_check.md and rank_check.png (also in TensorBoard: <run_dir>/tb, image quality/rank_check).
+rank_check.md and rank_check.png (also in TensorBoard: <run_dir>/tb, image quality/rank_check);
+`report=<stem>` names them otherwise.
 The run itself is `enas.runs.run_rank_check`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from omegaconf import DictConfig
@@ -35,10 +38,27 @@ def check_options(cfg: dict) -> dict:
     check_engine(truth["engine"], truth["workers"], "ground_truth.")
     if cfg["one_shot"]["bn"] not in ("auto", "batch", "recalibrate"):
         raise UserError(f"one_shot.bn={cfg['one_shot']['bn']!r}: choose auto, batch or recalibrate")
+    check_estimator(cfg["estimator"])
+    if not cfg["report"] or os.sep in cfg["report"] or cfg["report"].startswith("."):
+        raise UserError(f"report={cfg['report']!r}: give a file name stem without a directory, e.g. rank_check_inherit")
     if not 0 < stats["top_fraction"] <= 1 or not 0 < stats["level"] < 1:
         raise UserError(f"stats.top_fraction={stats['top_fraction']}, stats.level={stats['level']}: "
                         f"give top_fraction in (0, 1] and level in (0, 1)")
     return parse_overrides(truth["overrides"], "ground_truth.overrides")
+
+
+def check_estimator(estimator: dict) -> None:
+    """estimator.name is one_shot (no steps) or inherit / standalone with steps >= 1 and lr > 0."""
+    name, steps, lr = estimator["name"], estimator["steps"], estimator["lr"]
+    if name not in ("one_shot", "inherit", "standalone"):
+        raise UserError(f"estimator.name={name!r}: choose one_shot, inherit or standalone")
+    if name == "one_shot" and steps:
+        raise UserError(f"estimator.steps={steps}: one_shot scores the shared weights without training; "
+                        f"train them first with estimator.name=inherit")
+    if name != "one_shot" and steps < 1:
+        raise UserError(f"estimator.name={name} trains each architecture before scoring it: give estimator.steps >= 1")
+    if lr is not None and not lr > 0:
+        raise UserError(f"estimator.lr={lr}: give a positive learning rate (or null: the recipe's)")
 
 
 @enas_main("rank_check")
