@@ -107,6 +107,22 @@ def check_resume(checkpoint: str, resume: bool) -> None:
         raise UserError(f"resume=true, but {checkpoint} does not exist (check hydra.run.dir)")
 
 
+@contextlib.contextmanager
+def interruption_hint(checkpoint: str, run_dir: str, command: str):
+    """On Ctrl-C: log what is kept and the command line that continues, then let it go up
+    (the error wrapper turns it into one line and exit status 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if checkpoint_exists(checkpoint):
+            log.info(f"interrupted: the last checkpoint {checkpoint} is kept; continue with the same {command} "
+                     f"command line plus resume=true hydra.run.dir={run_dir}")
+        else:
+            log.info(f"interrupted before the first checkpoint of {run_dir}: nothing to resume; run the "
+                     f"{command} command again")
+        raise
+
+
 def _search(config: dict, run_dir: str, overrides, hints: bool, user_space, user_data, dist, device) -> dict:
     device, threads = start_process(config, device)
     checkpoint = os.path.join(run_dir, "checkpoint.pt")
@@ -130,7 +146,8 @@ def _search(config: dict, run_dir: str, overrides, hints: bool, user_space, user
             log.info(f"search: space {loop.space.name}, strategy {loop.strategy.name}, evaluator "
                      f"{loop.evaluator.name}, {shared}, device {device}, {threads} CPU threads")
             log.info(f"run dir: {run_dir}")
-            summary = loop.run()
+            with interruption_hint(checkpoint, run_dir, "enas-search") if main else contextlib.nullcontext():
+                summary = loop.run()
         finally:
             if writer is not None:
                 writer.close()
@@ -255,7 +272,8 @@ def _train(cfg: dict, run_dir: str, user_space, user_data, dist, device) -> dict
             params = sum(p.numel() for p in trainer.model.parameters())
             log.info(f"train: {space.name} {space.describe(arch)[:120]}")
             log.info(f"{params:,} parameters, device {device}, {threads} CPU threads, run dir {run_dir}")
-            trainer.run()
+            with interruption_hint(checkpoint, run_dir, "enas-train") if main else contextlib.nullcontext():
+                trainer.run()
             valid = _timed("valid", lambda: trainer.evaluate("valid"), trainer.task)
             test = _timed("test", trainer.test, trainer.task)
         finally:

@@ -576,3 +576,47 @@ def test_library_never_instantiates_names_from_data():
             assert not found, f"{source}:{number}: {line.strip()}"
             if "torch.load(" in code:
                 assert "weights_only=True" in code, f"{source}:{number}: {line.strip()}"
+
+
+# --- 6. Ctrl-C: one line, what is kept, and the command line that continues ------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_ctrl_c_says_how_to_continue_and_the_hint_works(command, tmp_path, monkeypatch):
+    """An interruption after the first checkpoint ends with exit status 130, one line on stderr and
+    no traceback; the log names the checkpoint and the resume command line, which then finishes."""
+    from enas.final import Trainer
+    from enas.search_loop import SearchLoop
+    from tests.helpers import run_command
+    cls = SearchLoop if command == "search" else Trainer
+    save = cls.save
+
+    def save_then_interrupt(self):
+        save(self)
+        raise KeyboardInterrupt
+
+    if command == "search":
+        args = ["experiment=smoke_macro", "search.epochs=2"]
+    else:
+        run_command("enas-search", "experiment=smoke_macro", "search.epochs=1", f"hydra.run.dir={tmp_path / 's'}")
+        run_command("enas-derive", f"run_dir={tmp_path / 's'}")
+        args = [f"arch={tmp_path / 's' / 'arch.json'}", "experiment=smoke_macro", "trainer.epochs=2"]
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(cls, "save", save_then_interrupt)
+    stopped = run_command(f"enas-{command}", *args, f"hydra.run.dir={run_dir}", check=False)
+    assert stopped.returncode == 130 and stopped.stderr.strip().endswith("interrupted"), stopped.stderr
+    assert "Traceback" not in stopped.stderr + stopped.stdout
+    hint = f"continue with the same enas-{command} command line plus resume=true hydra.run.dir={run_dir}"
+    assert hint in (run_dir / f"{'search' if command == 'search' else 'train'}.log").read_text()
+    monkeypatch.setattr(cls, "save", save)
+    done = run_command(f"enas-{command}", *args, f"hydra.run.dir={run_dir}", "resume=true")
+    assert "resumed" in done.stdout + done.stderr
+    assert (run_dir / ("checkpoint.pt" if command == "search" else "result.json")).exists()
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path, caplog):
+    from enas.runs import interruption_hint
+    with caplog.at_level("INFO", logger="enas"), pytest.raises(KeyboardInterrupt):
+        with interruption_hint(str(tmp_path / "checkpoint.pt"), str(tmp_path), "enas-search"):
+            raise KeyboardInterrupt
+    assert f"interrupted before the first checkpoint of {tmp_path}: nothing to resume; run the enas-search " \
+           f"command again" in caplog.text

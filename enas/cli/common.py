@@ -38,7 +38,8 @@ def fail(message: str) -> None:
 
 
 def user_errors(fn):
-    """Print user-facing errors as one line (exit 2) instead of a traceback."""
+    """Print user-facing errors as one line (exit 2) instead of a traceback; Ctrl-C ends with
+    one line too (exit 130, the shell's code for SIGINT), after the command logged what it kept."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -51,6 +52,11 @@ def user_errors(fn):
                 traceback.print_exc()
             _remove_empty_run_dir()
             fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        except KeyboardInterrupt:
+            if os.environ.get("ENAS_TRACEBACK"):
+                traceback.print_exc()
+            print("interrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
     return wrapper
 
 
