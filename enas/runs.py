@@ -418,6 +418,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             log.info(f"rank check: {len(archs)} architectures scored {one_shot_text}")
             scores = one_shot_scores(task, loop.supernet, archs, batches, mode, one["bn_batches"])
         else:
+            estimator = {**estimator, "steps": _one_pass(estimator["steps"], config, task)}
             one_shot_text = f"{estimator_description(estimator, config)}, scored on {shown}, eval mode"
             log.info(f"rank check: {len(archs)} architectures scored by {one_shot_text}")
             scores = _trained_estimates(estimator, config, loop, archs, batches, truth, device)
@@ -463,6 +464,20 @@ def estimator_description(estimator: dict, config: dict) -> str:
     lr = config["trainer"]["optim"]["lr"] if estimator["lr"] is None else estimator["lr"]
     return (f"{estimator['name']}: {start}, then {estimator['steps']} training steps of the ground-truth recipe "
             f"(lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')})")
+
+
+def _one_pass(steps: int, config: dict, task) -> int:
+    """`steps`, or one pass over the training data when that is shorter (a child trains one epoch).
+    The pass is the search task's, which the children share unless the recipe's trainer sets
+    another batch size (then the child cuts `steps` itself, without this warning)."""
+    batch = config["trainer"].get("batch_size")
+    if batch and batch != config["data"].get("batch_size"):
+        return steps
+    if steps > task.num_train_batches:
+        log.warning(f"estimator.steps={steps}: one pass over the training data is {task.num_train_batches} "
+                    f"batches; each architecture trains {task.num_train_batches} steps")
+        return task.num_train_batches
+    return steps
 
 
 def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches: int | None, truth: dict,

@@ -233,6 +233,7 @@ def test_rank_check_end_to_end(tmp_path):
     out = run_command("enas-rank-check", *args, "estimator.name=inherit", "estimator.steps=2",
                       "report=rank_check_inherit").stdout
     assert "networks from scratch" not in out and "inherit, 2 steps tau" in out
+    assert "one pass over the training data" not in out
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
     assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "label": "inherit, 2 steps"}
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
@@ -275,6 +276,10 @@ def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe
     assert (options["epochs"], options["steps_per_epoch"], options["lr"], options["valid_batches"]) == (1, 7, None, 4)
     assert math.isnan(options["failure_reward"]) and options["journal"] is None and options["seed"] == 3
     assert (options["workers"], options["engine"]) == (2, "inline")
+    task = type("Task", (), {"num_train_batches": 5})()
+    assert runs._one_pass(4, {**config, "data": {"batch_size": 8}}, task) == 4
+    assert runs._one_pass(9, {**config, "data": {"batch_size": 8}}, task) == 5      # with a warning
+    assert runs._one_pass(9, {"trainer": {"batch_size": 16}, "data": {"batch_size": 8}}, task) == 9
     assert runs.estimator_description(estimator, config) == (
         "inherit: the supernet's weights, then 7 training steps of the ground-truth recipe (lr 0.05, cosine)")
     assert runs.estimator_description({"name": "standalone", "steps": 7, "lr": 0.01}, config).startswith(
