@@ -356,6 +356,11 @@ def _per(report: dict) -> str:
     return "each one training" if k == 1 else f"each the mean of {k} trainings"
 
 
+def _seconds(scoring: dict) -> str:
+    """The time the scores took, as " (12 s for all)" ("" in reports written before it was measured)."""
+    return f" ({scoring['seconds']:.0f} s for all)" if "seconds" in scoring else ""
+
+
 def _label(report: dict) -> str:
     """The estimator's short name ("one-shot" in reports written before estimators existed)."""
     return (report.get("estimator") or {}).get("label", "one-shot")
@@ -371,7 +376,7 @@ def format_rank_report(report: dict, title: str, image: str = "rank_check.png") 
              f"- {label} tau (mean over measurements of tau(score, measurement)): {fmt(shot)}",
              f"- architectures: {report['num_archs']} drawn, {len(report['archs_used'])} with every score and "
              f"training done",
-             f"- scored by: {report['one_shot']['description']}",
+             f"- scored by: {report['one_shot']['description']}{_seconds(report['one_shot'])}",
              f"- ground truth: {report['ground_truth']['description']}", "",
              format_agreement_table(report["pairs"], report["stats"]["level"]), "",
              f"top-k overlap: share of the best {report['stats']['top_fraction']:.0%} by one side that is also "

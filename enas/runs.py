@@ -410,18 +410,10 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
         if batches is not None:
             batches = clamp_batches("one_shot.valid_batches", batches, task.num_batches("valid"))
         mode = bn_mode(loop.supernet, one["bn"])
-        shown = "the whole validation split" if batches is None else f"the first {batches} validation batches"
         config = with_changes({**search_cfg, "device": cfg["device"]}, changes)
-        estimator = cfg["estimator"]
-        if estimator["name"] == "one_shot":
-            one_shot_text = f"one-shot (the shared weights as they are), {shown}, eval mode, BatchNorm: {mode}"
-            log.info(f"rank check: {len(archs)} architectures scored {one_shot_text}")
-            scores = one_shot_scores(task, loop.supernet, archs, batches, mode, one["bn_batches"])
-        else:
-            estimator = {**estimator, "steps": _one_pass(estimator["steps"], config, task)}
-            one_shot_text = f"{estimator_description(estimator, config)}, scored on {shown}, eval mode"
-            log.info(f"rank check: {len(archs)} architectures scored by {one_shot_text}")
-            scores = _trained_estimates(estimator, config, loop, archs, batches, truth, device)
+        started = time.time()
+        scores, estimator, one_shot_text = _estimate(cfg, loop, config, archs, batches, mode, device)
+        scoring_seconds = time.time() - started
         log.info(f"ground truth: {recipe_description(config)}")
         jobs = ground_truth_jobs(config, space, archs, truth["seeds"], os.path.join(run_dir, "rank_check_runs"))
         with _engine(truth["engine"], truth["workers"]) as engine:
@@ -435,7 +427,8 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             num_archs=len(archs), metric=metric, higher_is_better=task.higher_is_better,
             rows=rank_check_rows(space, archs, scores, table, metric), run_dir=os.path.abspath(run_dir),
             seed=cfg["seed"], search_step=loop.global_step, stats=stats,
-            one_shot={**one, "batches": batches, "bn_mode": mode, "description": one_shot_text},
+            one_shot={**one, "batches": batches, "bn_mode": mode, "description": one_shot_text,
+                      "seconds": scoring_seconds},
             estimator={**estimator, "label": estimator_label(estimator)},
             ground_truth={**truth, "cost": cost,
                           "description": f"{split} {metric} after training from scratch with seeds "
@@ -449,6 +442,22 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
         log.info("\n" + format_rank_report(report, title))
         log.info(f"wrote {stem}.json, .md and .png ({eta.text()})")
     return report
+
+
+def _estimate(cfg: dict, loop, config: dict, archs: list, batches: int | None, mode: str,
+              device) -> tuple[list[tuple[float, dict]], dict, str]:
+    """(score and metrics per architecture, the estimator as run, its description) of a rank check:
+    the shared weights as they are, or a few training steps (cfg["estimator"])."""
+    estimator, one = cfg["estimator"], cfg["one_shot"]
+    shown = "the whole validation split" if batches is None else f"the first {batches} validation batches"
+    if estimator["name"] == "one_shot":
+        text = f"one-shot (the shared weights as they are), {shown}, eval mode, BatchNorm: {mode}"
+        log.info(f"rank check: {len(archs)} architectures scored {text}")
+        return one_shot_scores(loop.task, loop.supernet, archs, batches, mode, one["bn_batches"]), estimator, text
+    estimator = {**estimator, "steps": _one_pass(estimator["steps"], config, loop.task)}
+    text = f"{estimator_description(estimator, config)}, scored on {shown}, eval mode"
+    log.info(f"rank check: {len(archs)} architectures scored by {text}")
+    return _trained_estimates(estimator, config, loop, archs, batches, cfg["ground_truth"], device), estimator, text
 
 
 def estimator_label(estimator: dict) -> str:

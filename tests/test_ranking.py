@@ -237,6 +237,7 @@ def test_rank_check_end_to_end(tmp_path):
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
     assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "label": "inherit, 2 steps"}
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
+    assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
     assert all(0 <= r["one_shot_score"] <= 1 for r in inherit["rows"])
     assert "![scatter](rank_check_inherit.png)" in (run_dir / "rank_check_inherit.md").read_text()
