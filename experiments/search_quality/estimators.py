@@ -1,0 +1,114 @@
+"""Which estimator ranks the pool best? A table from the rank checks of several supernets.
+
+    python -m experiments.search_quality.estimators /tmp/sq/s4 rank_check_24 inherit78 standalone78 \
+        > experiments/search_quality/estimators.md
+
+Reads <runs>/<strategy>_s<seed>/<report>.json (enas-rank-check with report=<report>) for each
+report named, and prints one row per (report, strategy of the supernet's search): the
+estimator, Kendall tau with the ground truth over the supernets (mean ± sd), its share of the
+noise ceiling, Spearman rho, the top-20% overlap and the scoring time per architecture; then,
+for each `inherit<k>` with a `standalone<k>` beside it, the paired difference of their taus
+on the same supernets (what the shared weights add to k training steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
+
+
+def _mean_sd(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def load_reports(runs: str, report: str) -> dict[tuple[str, int], dict]:
+    """{(strategy, seed): the rank-check report `report`.json} of every run folder under `runs`."""
+    found = {}
+    for name in sorted(os.listdir(runs)):
+        match, path = RUN.match(name), os.path.join(runs, name, report + ".json")
+        if match and os.path.exists(path):
+            with open(path) as f:
+                found[match["strategy"], int(match["seed"])] = json.load(f)
+    return found
+
+
+def _figure(report: dict, key: str) -> float:
+    """The mean over measurements of `key` (kendall_tau, spearman_rho, top_k_overlap) of the
+    estimator against each measurement: what `one_shot_tau` is for tau."""
+    names = report["measurement_names"]
+    return statistics.fmean(report["pairs"][f"one-shot vs {name}"][key] for name in names)
+
+
+def summary_rows(runs: str, reports: list[str]) -> list[dict]:
+    """One row per (report, strategy): the figures over the seeds found."""
+    rows = []
+    for report in reports:
+        by_run = load_reports(runs, report)
+        for strategy in sorted({s for s, _ in by_run}):
+            found = [by_run[key] for key in sorted(by_run) if key[0] == strategy]
+            taus = [r["one_shot_tau"] for r in found]
+            ceilings = [r["noise_ceiling_tau"] for r in found]
+            seconds = [r["one_shot"]["seconds"] / r["num_archs"] for r in found if "seconds" in r["one_shot"]]
+            label = (found[0].get("estimator") or {}).get("label", "one-shot")
+            rows.append({"report": report, "estimator": label, "strategy": strategy,
+                         "seeds": sorted(seed for s, seed in by_run if s == strategy), "taus": taus,
+                         "ceiling": statistics.fmean(ceilings), "num_archs": found[0]["num_archs"],
+                         "rho": [_figure(r, "spearman_rho") for r in found],
+                         "top_k": [_figure(r, "top_k_overlap") for r in found], "seconds": seconds})
+    return rows
+
+
+def paired_rows(runs: str, reports: list[str]) -> list[dict]:
+    """For each inherit<k> with standalone<k> among `reports`: tau(inherit) - tau(standalone) on each supernet."""
+    rows = []
+    for report in reports:
+        if not report.startswith("inherit") or "standalone" + report[len("inherit"):] not in reports:
+            continue
+        baseline = "standalone" + report[len("inherit"):]
+        inherit, standalone = load_reports(runs, report), load_reports(runs, baseline)
+        both = sorted(set(inherit) & set(standalone))
+        diffs = [inherit[k]["one_shot_tau"] - standalone[k]["one_shot_tau"] for k in both]
+        rows.append({"inherit": report, "standalone": baseline, "runs": [f"{s} {n}" for s, n in both],
+                     "diffs": diffs, "ahead": sum(d > 0 for d in diffs)})
+    return rows
+
+
+def markdown(runs: str, reports: list[str]) -> str:
+    lines = ["| estimator (report) | supernets of | seeds | archs | noise-ceiling tau | Kendall tau (mean ± sd) "
+             "| share of ceiling | Spearman rho | top-20% overlap | scoring s / arch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary_rows(runs, reports):
+        share = statistics.fmean(r["taus"]) / r["ceiling"] if r["ceiling"] else float("nan")
+        lines.append(f"| {r['estimator']} ({r['report']}) | {r['strategy']} | {','.join(map(str, r['seeds']))} | "
+                     f"{r['num_archs']} | {r['ceiling']:.3f} | {_mean_sd(r['taus'])} | {share:.2f} | "
+                     f"{_mean_sd(r['rho'])} | {_mean_sd(r['top_k'])} | {_mean_sd(r['seconds'], 1)} |")
+    paired = paired_rows(runs, reports)
+    if paired:
+        lines += ["", "| inherit - standalone, same supernets | tau difference (mean ± sd) | inherit ahead | runs |",
+                  "|---|---|---|---|"]
+        for p in paired:
+            lines.append(f"| {p['inherit']} - {p['standalone']} | {_mean_sd(p['diffs'])} | "
+                         f"{p['ahead']}/{len(p['diffs'])} | {', '.join(p['runs'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", help="folder of <strategy>_s<seed> search runs")
+    parser.add_argument("reports", nargs="+", help="rank-check report stems (report=... of enas-rank-check)")
+    args = parser.parse_args(argv)
+    sys.stdout.write(markdown(args.runs, args.reports))
+
+
+if __name__ == "__main__":
+    main()
