@@ -5,8 +5,9 @@
 Reads the search's checkpoint and config (like enas-derive), draws `num_archs` architectures
 uniformly (seeded), scores each with the supernet on the validation split (or at least
 `one_shot.valid_images` images; `estimator.name=inherit estimator.steps=k`: after k training
-steps from the shared weights; `standalone`: after k steps from scratch, the baseline), trains each from scratch with the search config's `trainer` recipe (the
-enas-train code path) once per seed of `ground_truth.seeds` (into <run_dir>/rank_check_runs/),
+steps from the shared weights; `standalone`: after k steps from scratch, the baseline), trains
+each from scratch with the search config's `trainer` recipe (the enas-train code path) once
+per seed of `ground_truth.seeds` (into <run_dir>/rank_check_runs/),
 and reports Kendall's tau, Spearman's rho and the top-20% overlap with bootstrap intervals,
 beside the noise ceiling (tau between two trainings). Writes <run_dir>/rank_check.json,
 rank_check.md and rank_check.png (also in TensorBoard: <run_dir>/tb, image quality/rank_check);
