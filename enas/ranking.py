@@ -282,8 +282,8 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     one_shot: the estimator's score per architecture (higher is better; nan: its estimate failed);
     runs: the ground-truth metric per training seed, per architecture (nan for a failed training);
     an architecture with a nan on either side is left out of every figure; average: trainings
-    averaged into one measurement. Returns {"pairs": {name: agreement}, "noise_ceiling_tau", "one_shot_tau", "verdict", "archs_used"}.
-    The noise ceiling is the mean tau between measurements; "one_shot_tau" is the mean over
+    averaged into one measurement. Returns {"pairs": {name: agreement}, "noise_ceiling_tau",
+    "one_shot_tau", "verdict", "archs_used"}. The noise ceiling is the mean tau between measurements; "one_shot_tau" is the mean over
     measurements of tau(one-shot, measurement): one measurement on each side, as in the ceiling.
     """
     runs = [oriented(r, higher_is_better) for r in runs]
