@@ -120,18 +120,19 @@ def agreement(a: Sequence[float], b: Sequence[float], top_fraction: float = 0.2,
 
 
 def noise_verdict(noise_tau: float | None, one_shot_tau: float | None = None, floor: float = NOISE_FLOOR,
-                  judged: str = "the supernet") -> str:
-    """One sentence on whether the ground truth can judge `judged`, given its noise-ceiling tau."""
+                  judged: str = "the supernet", label: str = "one-shot") -> str:
+    """One sentence on whether the ground truth can judge `judged`, given its noise-ceiling tau;
+    `label` names the estimator whose tau is read against it."""
     if noise_tau is None or not math.isfinite(noise_tau):
         return ("The noise ceiling was not measured (fewer than two training seeds, or a constant result): "
                 "the ground truth's own noise is unknown, so no tau against it is a verdict.")
     if noise_tau < floor:
         return (f"The ground truth cannot judge {judged}: two trainings of the same architectures agree "
                 f"only at Kendall's tau {noise_tau:.3f} (< {floor}). Train longer or on more data (the "
-                f"ground-truth recipe) before reading the one-shot tau.")
+                f"ground-truth recipe) before reading the {label} tau.")
     text = f"The ground truth is consistent enough to judge (noise-ceiling tau {noise_tau:.3f} >= {floor})"
     if one_shot_tau is not None and math.isfinite(one_shot_tau):
-        text += f"; the one-shot tau {one_shot_tau:.3f} is {one_shot_tau / noise_tau:.0%} of the ceiling"
+        text += f"; the {label} tau {one_shot_tau:.3f} is {one_shot_tau / noise_tau:.0%} of the ceiling"
     return text + "."
 
 
@@ -276,8 +277,8 @@ def measurements(runs: Sequence[Sequence[float]], average: int = 1) -> tuple[lis
 
 def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], higher_is_better: bool = True,
                 top_fraction: float = 0.2, resamples: int = 1000, level: float = 0.95, seed: int = 0,
-                floor: float = NOISE_FLOOR, average: int = 1) -> dict:
-    """Agreement figures of a rank check.
+                floor: float = NOISE_FLOOR, average: int = 1, label: str = "one-shot") -> dict:
+    """Agreement figures of a rank check (`label`: the estimator's name in the verdict).
 
     one_shot: the estimator's score per architecture (higher is better; nan: its estimate failed);
     runs: the ground-truth metric per training seed, per architecture (nan for a failed training);
@@ -303,7 +304,7 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     noise_tau = float(np.mean([pairs[name]["kendall_tau"] for name in ceiling])) if ceiling else None
     one_shot_tau = float(np.mean([pairs[f"one-shot vs {name}"]["kendall_tau"] for name in names])) if names else None
     return {"pairs": pairs, "noise_ceiling_tau": noise_tau, "one_shot_tau": one_shot_tau, "average": average,
-            "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor), "archs_used": keep}
+            "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label), "archs_used": keep}
 
 
 def _ci(pair: dict, key: str, digits: int = 3) -> str:

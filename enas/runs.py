@@ -421,7 +421,8 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
         split, metric = truth["split"], task.metric
         table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
         report = rank_report([s for s, _ in scores], table, task.higher_is_better, stats["top_fraction"],
-                             stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"])
+                             stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"],
+                             estimator_label(estimator))
         cost = cost_summary(results)
         report.update(
             num_archs=len(archs), metric=metric, higher_is_better=task.higher_is_better,

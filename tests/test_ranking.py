@@ -65,6 +65,7 @@ def test_noise_verdict_says_when_the_ground_truth_cannot_judge():
     assert "consistent" in high and "50% of the ceiling" in high and "cannot" not in high
     assert "not measured" in noise_verdict(None) and "not measured" in noise_verdict(math.nan)
     assert "cannot judge the search" in noise_verdict(0.1, judged="the search")
+    assert "the inherit, 78 steps tau 0.400 is 50% of the ceiling" in noise_verdict(0.8, 0.4, label="inherit, 78 steps")
 
 
 def test_rank_report_noise_ceiling_and_one_shot_tau():
@@ -232,7 +233,7 @@ def test_rank_check_end_to_end(tmp_path):
     # another estimator, its own report files, the same trainings: 2 steps from the shared weights
     out = run_command("enas-rank-check", *args, "estimator.name=inherit", "estimator.steps=2",
                       "report=rank_check_inherit").stdout
-    assert "networks from scratch" not in out and "inherit, 2 steps tau" in out
+    assert "networks from scratch" not in out and "inherit, 2 steps tau" in out and "the one-shot tau" not in out
     assert "one pass over the training data" not in out
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
     assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "label": "inherit, 2 steps"}
