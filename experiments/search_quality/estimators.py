@@ -6,7 +6,9 @@
 Reads <runs>/<strategy>_s<seed>/<report>.json (enas-rank-check with report=<report>) for each
 report named, and prints one row per (report, strategy of the supernet's search): the
 estimator, Kendall tau with the ground truth over the supernets (mean ± sd), its share of the
-noise ceiling, Spearman rho, the top-20% overlap and the scoring time per architecture; then,
+noise ceiling, Spearman rho, the top-20% overlap, the estimator's agreement with itself (the
+mean Kendall tau between the scores of two supernets or seeds: an estimator that does not
+agree with itself cannot agree with the ground truth) and the scoring time per architecture; then,
 for each `inherit<k>` with a `standalone<k>` beside it, the paired difference of their taus
 on the same supernets (what the shared weights add to k training steps).
 """
@@ -19,6 +21,9 @@ import os
 import re
 import statistics
 import sys
+from itertools import combinations
+
+from enas.ranking import kendall_tau
 
 RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
 
@@ -60,11 +65,13 @@ def summary_rows(runs: str, reports: list[str]) -> list[dict]:
             ceilings = [r["noise_ceiling_tau"] for r in found]
             seconds = [r["one_shot"]["seconds"] / r["num_archs"] for r in found if "seconds" in r["one_shot"]]
             label = (found[0].get("estimator") or {}).get("label", "one-shot")
+            scores = [[row["one_shot_score"] for row in r["rows"]] for r in found]
             rows.append({"report": report, "estimator": label, "strategy": strategy,
                          "seeds": sorted(seed for s, seed in by_run if s == strategy), "taus": taus,
                          "ceiling": statistics.fmean(ceilings), "num_archs": found[0]["num_archs"],
                          "rho": [_figure(r, "spearman_rho") for r in found],
-                         "top_k": [_figure(r, "top_k_overlap") for r in found], "seconds": seconds})
+                         "top_k": [_figure(r, "top_k_overlap") for r in found], "seconds": seconds,
+                         "self_tau": [kendall_tau(a, b) for a, b in combinations(scores, 2)]})
     return rows
 
 
@@ -77,6 +84,8 @@ def paired_rows(runs: str, reports: list[str]) -> list[dict]:
         baseline = "standalone" + report[len("inherit"):]
         inherit, standalone = load_reports(runs, report), load_reports(runs, baseline)
         both = sorted(set(inherit) & set(standalone))
+        if not both:
+            continue
         diffs = [inherit[k]["one_shot_tau"] - standalone[k]["one_shot_tau"] for k in both]
         rows.append({"inherit": report, "standalone": baseline, "runs": [f"{s} {n}" for s, n in both],
                      "diffs": diffs, "ahead": sum(d > 0 for d in diffs)})
@@ -85,13 +94,14 @@ def paired_rows(runs: str, reports: list[str]) -> list[dict]:
 
 def markdown(runs: str, reports: list[str]) -> str:
     lines = ["| estimator (report) | supernets of | seeds | archs | noise-ceiling tau | Kendall tau (mean ± sd) "
-             "| share of ceiling | Spearman rho | top-20% overlap | scoring s / arch |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| share of ceiling | Spearman rho | top-20% overlap | self-agreement tau | scoring s / arch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary_rows(runs, reports):
         share = statistics.fmean(r["taus"]) / r["ceiling"] if r["ceiling"] else float("nan")
         lines.append(f"| {r['estimator']} ({r['report']}) | {r['strategy']} | {','.join(map(str, r['seeds']))} | "
                      f"{r['num_archs']} | {r['ceiling']:.3f} | {_mean_sd(r['taus'])} | {share:.2f} | "
-                     f"{_mean_sd(r['rho'])} | {_mean_sd(r['top_k'])} | {_mean_sd(r['seconds'], 1)} |")
+                     f"{_mean_sd(r['rho'])} | {_mean_sd(r['top_k'])} | {_mean_sd(r['self_tau'])} | "
+                     f"{_mean_sd(r['seconds'], 1)} |")
     paired = paired_rows(runs, reports)
     if paired:
         lines += ["", "| inherit - standalone, same supernets | tau difference (mean ± sd) | inherit ahead | runs |",

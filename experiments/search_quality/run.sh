@@ -124,3 +124,33 @@ $BIN/enas-train arch=$P/search_vr_e4_d20/arch.json experiment=enas_ptb_small see
 $BIN/python -m experiments.search_quality.entropy_curve $P/search_vr $P/search_vr_e4 $P/search_e4_novr \
     --names "VR, entropy bonus 1e-3" "VR, entropy bonus 1e-4" "no VR, entropy bonus 1e-4" \
     --png experiments/search_quality/ptb_entropy.png > experiments/search_quality/ptb_entropy.md
+
+# 5. Fourth session: which estimator ranks the pool? (README section 2c) The 24-architecture pool
+#    trained again in a fresh /tmp (the same command as in step 3), six new supernets (the preset's
+#    search with REINFORCE and with random search, seeds 0-2), each scored by the one-shot
+#    estimator, by 78 training steps (one pass) from its weights (inherit) and from scratch
+#    (standalone, the baseline), and by 20 steps of each; one report per estimator (report=...),
+#    all against the same pool trainings. (The 78-step reports are named inherit79/standalone79:
+#    79 was asked, one pass is 78 batches, and the command cut it with a warning.)
+$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
+    out_dir=$OUT/pool24
+S4=$OUT/s4
+for seed in 0 1 2; do
+    for strategy in reinforce random; do
+        $BIN/enas-search "${TASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$S4/${strategy}_s$seed
+    done
+done
+rank_check() {   # run_dir report [estimator options...]
+    $BIN/enas-rank-check run_dir=$1 report=$2 num_archs=24 seed=0 'ground_truth.seeds=[0,1,2,3,4,5]' \
+        ground_truth.average=3 ground_truth.workers=2 "${@:3}"
+}
+for search in $S4/*_s?; do
+    ln -sfn "$(realpath $OUT/pool24/random)" $search/rank_check_runs
+    rank_check $search rank_check_24
+    rank_check $search inherit79 estimator.name=inherit estimator.steps=79
+    rank_check $search standalone79 estimator.name=standalone estimator.steps=79
+    rank_check $search inherit20 estimator.name=inherit estimator.steps=20
+    rank_check $search standalone20 estimator.name=standalone estimator.steps=20
+done
+$BIN/python -m experiments.search_quality.estimators $S4 rank_check_24 inherit20 standalone20 inherit79 \
+    standalone79 > experiments/search_quality/estimators.md
