@@ -406,6 +406,11 @@ def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
     (search / "rank_check_24.json").write_text(json.dumps({"rows": rows[:2]}))
     other = markdown(str(tmp_path), "rank_check_24.json").splitlines()
     assert other[2].startswith("| main/reinforce-seed0 | -1.00 | 1.00 |")
+    run = tmp_path / "s4" / "random_s0"                     # the fourth session's layout, another estimator
+    run.mkdir(parents=True)
+    (run / "inherit20.json").write_text(json.dumps({"rows": rows}))
+    s4 = markdown(str(tmp_path / "s4"), "inherit20.json", "*_s?").splitlines()
+    assert s4[2] == "| random_s0 | -1.00 | 1.00 | -1.00 | -0.82 | 0.82 |" and len(s4) == 4
 
 
 def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tmp_path):
