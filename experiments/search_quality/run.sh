@@ -129,7 +129,7 @@ $BIN/python -m experiments.search_quality.entropy_curve $P/search_vr $P/search_v
 #    trained again in a fresh /tmp (the same command as in step 3), six new supernets (the preset's
 #    search with REINFORCE and with random search, seeds 0-2), each scored by the one-shot
 #    estimator, by 78 training steps (one pass) from its weights (inherit) and from scratch
-#    (standalone, the baseline), and by 20 steps of each; one report per estimator (report=...),
+#    (standalone, the baseline), and by 10, 20 and 40 steps; one report per estimator (report=...),
 #    all against the same pool trainings. (The 78-step reports are named inherit79/standalone79:
 #    79 was asked, one pass is 78 batches, and the command cut it with a warning.)
 $BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
@@ -151,6 +151,15 @@ for search in $S4/*_s?; do
     rank_check $search standalone79 estimator.name=standalone estimator.steps=79
     rank_check $search inherit20 estimator.name=inherit estimator.steps=20
     rank_check $search standalone20 estimator.name=standalone estimator.steps=20
+    rank_check $search inherit10 estimator.name=inherit estimator.steps=10
+    rank_check $search inherit40 estimator.name=inherit estimator.steps=40
 done
-$BIN/python -m experiments.search_quality.estimators $S4 rank_check_24 inherit20 standalone20 inherit79 \
-    standalone79 > experiments/search_quality/estimators.md
+for search in $S4/random_s?; do     # standalone reads no supernet: one set of seeds is enough
+    rank_check $search standalone10 estimator.name=standalone estimator.steps=10
+    rank_check $search standalone40 estimator.name=standalone estimator.steps=40
+done
+$BIN/python -m experiments.search_quality.estimators $S4 rank_check_24 inherit10 standalone10 inherit20 \
+    standalone20 inherit40 standalone40 inherit79 standalone79 > experiments/search_quality/estimators.md
+for report in rank_check_24 inherit10 standalone10 inherit20 standalone20 inherit40 inherit79 standalone79; do
+    echo "### $report"; $BIN/python -m experiments.search_quality.op_bias $S4 --runs '*_s?' --check $report.json; echo
+done    # (with a title line: experiments/search_quality/op_bias_estimators.md)
