@@ -419,7 +419,7 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
     def report(tau, label=None, seconds=48.0, scores=(1, 2, 3)):
         pair = {"kendall_tau": tau, "spearman_rho": tau + 0.1, "top_k_overlap": 0.4}
         out = {"one_shot_tau": tau, "noise_ceiling_tau": 0.7, "num_archs": 24, "one_shot": {"seconds": seconds},
-               "rows": [{"one_shot_score": s} for s in scores],
+               "rows": [{"one_shot_score": s, "ground_truth_mean": t} for s, t in zip(scores, (0.3, 0.5, 0.4))],
                "measurement_names": ["m1", "m2"], "pairs": {"one-shot vs m1": pair, "one-shot vs m2": pair}}
         return {**out, "estimator": {"label": label}} if label else out
 
@@ -439,10 +439,12 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
         ("inherit78", "reinforce", [0, 1], [0.5, 0.3])]
     assert rows[0]["estimator"] == "one-shot" and rows[0]["seconds"] == [2.0, 2.0] and rows[0]["rho"] == [0.2, 0.4]
     assert rows[0]["self_tau"] == [pytest.approx(-1.0)] and rows[1]["self_tau"] == []   # reversed scores; one run
+    # reinforce_s0 picks the third (truth 0.4: beats one of the two others), reinforce_s1 the first (beats none)
+    assert rows[0]["top_pick"] == [50.0, 0.0]
     assert paired_rows(str(tmp_path), ["inherit20", "standalone20"]) == []               # no reports: no row
     paired = paired_rows(str(tmp_path), ["inherit78", "standalone78"])
     assert len(paired) == 1 and paired[0]["runs"] == ["reinforce 0"] and paired[0]["diffs"] == [pytest.approx(0.3)]
     md = markdown(str(tmp_path), ["rank_check_24", "inherit78", "standalone78"])
     assert "| one-shot (rank_check_24) | reinforce | 0,1 | 24 | 0.700 | 0.20 ± 0.14 | 0.29 |" in md
-    assert "| 0.40 ± 0.00 | -1.00 | 2.0 ± 0.0 |" in md
+    assert "| 0.40 ± 0.00 | -1.00 | 25.0 ± 35.4 | 2.0 ± 0.0 |" in md
     assert "| inherit78 - standalone78 | 0.30 | 1/1 | reinforce 0 |" in md

@@ -8,7 +8,9 @@ report named, and prints one row per (report, strategy of the supernet's search)
 estimator, Kendall tau with the ground truth over the supernets (mean ± sd), its share of the
 noise ceiling, Spearman rho, the top-20% overlap, the estimator's agreement with itself (the
 mean Kendall tau between the scores of two supernets or seeds: an estimator that does not
-agree with itself cannot agree with the ground truth) and the scoring time per architecture; then,
+agree with itself cannot agree with the ground truth), the ground-truth percentile of the
+architecture it ranks first (what a derive among these architectures would get) and the
+scoring time per architecture; then,
 for each `inherit<k>` with a `standalone<k>` beside it, the paired difference of their taus
 on the same supernets (what the shared weights add to k training steps).
 """
@@ -54,6 +56,17 @@ def _figure(report: dict, key: str) -> float:
     return statistics.fmean(report["pairs"][f"one-shot vs {name}"][key] for name in names)
 
 
+def top_pick_percentile(report: dict) -> float:
+    """The ground-truth percentile (0-100, ties half) among the other architectures of the one
+    the estimator scores highest (metrics where higher is better, as the macro harness's accuracy)."""
+    rows = [r for r in report["rows"] if r["ground_truth_mean"] == r["ground_truth_mean"]]    # no nan
+    pick = max(rows, key=lambda r: r["one_shot_score"])["ground_truth_mean"]
+    others = [r["ground_truth_mean"] for r in rows]
+    others.remove(pick)
+    beaten = sum(v < pick for v in others) + 0.5 * sum(v == pick for v in others)
+    return 100.0 * beaten / len(others)
+
+
 def summary_rows(runs: str, reports: list[str]) -> list[dict]:
     """One row per (report, strategy): the figures over the seeds found."""
     rows = []
@@ -71,7 +84,8 @@ def summary_rows(runs: str, reports: list[str]) -> list[dict]:
                          "ceiling": statistics.fmean(ceilings), "num_archs": found[0]["num_archs"],
                          "rho": [_figure(r, "spearman_rho") for r in found],
                          "top_k": [_figure(r, "top_k_overlap") for r in found], "seconds": seconds,
-                         "self_tau": [kendall_tau(a, b) for a, b in combinations(scores, 2)]})
+                         "self_tau": [kendall_tau(a, b) for a, b in combinations(scores, 2)],
+                         "top_pick": [top_pick_percentile(r) for r in found]})
     return rows
 
 
@@ -94,14 +108,15 @@ def paired_rows(runs: str, reports: list[str]) -> list[dict]:
 
 def markdown(runs: str, reports: list[str]) -> str:
     lines = ["| estimator (report) | supernets of | seeds | archs | noise-ceiling tau | Kendall tau (mean ± sd) "
-             "| share of ceiling | Spearman rho | top-20% overlap | self-agreement tau | scoring s / arch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| share of ceiling | Spearman rho | top-20% overlap | self-agreement tau | top pick's percentile "
+             "| scoring s / arch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary_rows(runs, reports):
         share = statistics.fmean(r["taus"]) / r["ceiling"] if r["ceiling"] else float("nan")
         lines.append(f"| {r['estimator']} ({r['report']}) | {r['strategy']} | {','.join(map(str, r['seeds']))} | "
                      f"{r['num_archs']} | {r['ceiling']:.3f} | {_mean_sd(r['taus'])} | {share:.2f} | "
                      f"{_mean_sd(r['rho'])} | {_mean_sd(r['top_k'])} | {_mean_sd(r['self_tau'])} | "
-                     f"{_mean_sd(r['seconds'], 1)} |")
+                     f"{_mean_sd(r['top_pick'], 1)} | {_mean_sd(r['seconds'], 1)} |")
     paired = paired_rows(runs, reports)
     if paired:
         lines += ["", "| inherit - standalone, same supernets | tau difference (mean ± sd) | inherit ahead | runs |",
