@@ -26,16 +26,9 @@ import sys
 from itertools import combinations
 
 from enas.ranking import kendall_tau
+from experiments.search_quality.table import mean_sd
 
 RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
-
-
-def _mean_sd(values: list[float], digits: int = 2) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def load_reports(runs: str, report: str) -> dict[tuple[str, int], dict]:
@@ -114,15 +107,15 @@ def markdown(runs: str, reports: list[str]) -> str:
     for r in summary_rows(runs, reports):
         share = statistics.fmean(r["taus"]) / r["ceiling"] if r["ceiling"] else float("nan")
         lines.append(f"| {r['estimator']} ({r['report']}) | {r['strategy']} | {','.join(map(str, r['seeds']))} | "
-                     f"{r['num_archs']} | {r['ceiling']:.3f} | {_mean_sd(r['taus'])} | {share:.2f} | "
-                     f"{_mean_sd(r['rho'])} | {_mean_sd(r['top_k'])} | {_mean_sd(r['self_tau'])} | "
-                     f"{_mean_sd(r['top_pick'], 1)} | {_mean_sd(r['seconds'], 1)} |")
+                     f"{r['num_archs']} | {r['ceiling']:.3f} | {mean_sd(r['taus'])} | {share:.2f} | "
+                     f"{mean_sd(r['rho'])} | {mean_sd(r['top_k'])} | {mean_sd(r['self_tau'])} | "
+                     f"{mean_sd(r['top_pick'], 1)} | {mean_sd(r['seconds'], 1)} |")
     paired = paired_rows(runs, reports)
     if paired:
         lines += ["", "| inherit - standalone, same supernets | tau difference (mean ± sd) | inherit ahead | runs |",
                   "|---|---|---|---|"]
         for p in paired:
-            lines.append(f"| {p['inherit']} - {p['standalone']} | {_mean_sd(p['diffs'])} | "
+            lines.append(f"| {p['inherit']} - {p['standalone']} | {mean_sd(p['diffs'])} | "
                          f"{p['ahead']}/{len(p['diffs'])} | {', '.join(p['runs'])} |")
     return "\n".join(lines) + "\n"
 

@@ -40,7 +40,8 @@ def _load(path: str) -> dict | None:
         return json.load(f)
 
 
-def _mean_sd(values: list[float], digits: int = 2) -> str:
+def mean_sd(values: list[float], digits: int = 2) -> str:
+    """Mean ± sd of the values as text, e.g. 0.24 ± 0.06 (a single value alone; none: -)."""
     if not values:
         return "-"
     if len(values) == 1:
@@ -128,9 +129,9 @@ def markdown(found: list[dict]) -> str:
             check = r["checks"][name]
             ceiling = check["noise"] if own_ceiling else r["noise"]
             cells += [_ceiling(ceiling)] if own_ceiling else []
-            cells += [_mean_sd(check["taus"]), _share(check["taus"], ceiling)]
-        cells += [_mean_sd(r["values"], 4), _mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}"]
-        cells += [_mean_sd(r["pool_percentiles"], 1)] if size else []
+            cells += [mean_sd(check["taus"]), _share(check["taus"], ceiling)]
+        cells += [mean_sd(r["values"], 4), mean_sd(r["percentiles"], 1), f"{r['at_80']}/{len(r['percentiles'])}"]
+        cells += [mean_sd(r["pool_percentiles"], 1)] if size else []
         cells += [",".join(str(s) for s in r["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
