@@ -606,11 +606,11 @@ def test_ctrl_c_says_how_to_continue_and_the_hint_works(command, tmp_path, monke
     assert stopped.returncode == 130 and stopped.stderr.strip().endswith("interrupted"), stopped.stderr
     assert "Traceback" not in stopped.stderr + stopped.stdout
     hint = f"continue with the same enas-{command} command line plus resume=true hydra.run.dir={run_dir}"
-    assert hint in (run_dir / f"{'search' if command == 'search' else 'train'}.log").read_text()
+    assert hint in (run_dir / f"{command}.log").read_text()
     monkeypatch.setattr(cls, "save", save)
     done = run_command(f"enas-{command}", *args, f"hydra.run.dir={run_dir}", "resume=true")
     assert "resumed" in done.stdout + done.stderr
-    assert (run_dir / ("checkpoint.pt" if command == "search" else "result.json")).exists()
+    assert "done in" in done.stdout + done.stderr if command == "search" else (run_dir / "result.json").exists()
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path, caplog):
