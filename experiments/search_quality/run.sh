@@ -163,3 +163,15 @@ $BIN/python -m experiments.search_quality.estimators $S4 rank_check_24 inherit10
 for report in rank_check_24 inherit10 standalone10 inherit20 standalone20 inherit40 inherit79 standalone79; do
     echo "### $report"; $BIN/python -m experiments.search_quality.op_bias $S4 --runs '*_s?' --check $report.json; echo
 done    # (with a title line: experiments/search_quality/op_bias_estimators.md)
+# the derived architectures of the three one-shot REINFORCE supernets, placed in this pool
+for s in 0 1 2; do $BIN/enas-derive run_dir=$S4/reinforce_s$s; done
+$BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S4/reinforce_s0 $S4/reinforce_s1 \
+    $S4/reinforce_s2 --workers 1 > $S4/placed.jsonl
+# a search whose reward is 10 steps from the shared weights (evaluator=inherit); seed 1 stopped for
+# time after seed 0's search, derive and training; seed 0 placed in the pool with place_derived.py
+mkdir -p $OUT/inherit_search && ln -sfn "$(realpath $OUT/pool24/random)" $OUT/inherit_search/random
+$BIN/enas-beats-random "${TASK[@]}" 'strategies=[reinforce]' 'seeds=[0,1]' num_random=24 \
+    'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 out_dir=$OUT/inherit_search evaluator=inherit \
+    evaluator.options.steps_per_epoch=10 evaluator.options.valid_batches=1 evaluator.options.workers=2 || true
+$BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $OUT/inherit_search/reinforce-seed0/search \
+    --workers 2 > $OUT/inherit_search/placed.jsonl
