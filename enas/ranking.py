@@ -284,8 +284,9 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     runs: the ground-truth metric per training seed, per architecture (nan for a failed training);
     an architecture with a nan on either side is left out of every figure; average: trainings
     averaged into one measurement. Returns {"pairs": {name: agreement}, "noise_ceiling_tau",
-    "one_shot_tau", "verdict", "archs_used"}. The noise ceiling is the mean tau between measurements; "one_shot_tau" is the mean over
-    measurements of tau(one-shot, measurement): one measurement on each side, as in the ceiling.
+    "one_shot_tau", "verdict", "archs_used"}. The noise ceiling is the mean tau between
+    measurements; "one_shot_tau" is the mean over measurements of tau(estimator, measurement):
+    one measurement on each side, as in the ceiling.
     """
     runs = [oriented(r, higher_is_better) for r in runs]
     keep = [i for i in range(len(one_shot))
@@ -304,7 +305,8 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     noise_tau = float(np.mean([pairs[name]["kendall_tau"] for name in ceiling])) if ceiling else None
     one_shot_tau = float(np.mean([pairs[f"one-shot vs {name}"]["kendall_tau"] for name in names])) if names else None
     return {"pairs": pairs, "noise_ceiling_tau": noise_tau, "one_shot_tau": one_shot_tau, "average": average,
-            "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label), "archs_used": keep}
+            "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label),
+            "archs_used": keep}
 
 
 def _ci(pair: dict, key: str, digits: int = 3) -> str:
@@ -409,10 +411,11 @@ def rank_check_plot(report: dict):
     rows, metric, split = report["rows"], report["metric"], report["ground_truth"]["split"]
     pairs = report["pairs"]
     shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
+    label = _label(report)
     panels = [Panel([r["one_shot_score"] for r in rows], [r["ground_truth_mean"] for r in rows],
-                    f"{_label(report)} score", f"trained {split} {metric}" +
+                    f"{label} score", f"trained {split} {metric}" +
                     (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),
-                    f"{_label(report)} vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
+                    f"{label} vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
     names, k = report.get("measurement_names", []), report.get("average", 1)
     if len(names) > 1:
         first, second = ([float(np.mean(r["ground_truth"][g * k:(g + 1) * k])) for r in rows] for g in (0, 1))

@@ -414,6 +414,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
         started = time.time()
         scores, estimator, one_shot_text = _estimate(cfg, loop, config, archs, batches, mode, device)
         scoring_seconds = time.time() - started
+        label = estimator_label(estimator)
         log.info(f"ground truth: {recipe_description(config)}")
         jobs = ground_truth_jobs(config, space, archs, truth["seeds"], os.path.join(run_dir, "rank_check_runs"))
         with _engine(truth["engine"], truth["workers"]) as engine:
@@ -422,7 +423,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
         table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
         report = rank_report([s for s, _ in scores], table, task.higher_is_better, stats["top_fraction"],
                              stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"],
-                             estimator_label(estimator))
+                             label)
         cost = cost_summary(results)
         report.update(
             num_archs=len(archs), metric=metric, higher_is_better=task.higher_is_better,
@@ -430,7 +431,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             seed=cfg["seed"], search_step=loop.global_step, stats=stats,
             one_shot={**one, "batches": batches, "bn_mode": mode, "description": one_shot_text,
                       "seconds": scoring_seconds},
-            estimator={**estimator, "label": estimator_label(estimator)},
+            estimator={**estimator, "label": label},
             ground_truth={**truth, "cost": cost,
                           "description": f"{split} {metric} after training from scratch with seeds "
                           f"{truth['seeds']}: {recipe_description(config)}; {format_cost(cost)}"})

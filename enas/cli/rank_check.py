@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from enas.cli.common import check_run_dir_argument, enas_main, plain, user_errors
 from enas.cli.harness import check_average, check_engine, check_seeds, check_split, parse_overrides
+from enas.evaluators import EVALUATORS
 from enas.runs import run_rank_check
 from enas.utils import UserError
 
@@ -51,7 +52,7 @@ def check_options(cfg: dict) -> dict:
 def check_estimator(estimator: dict) -> None:
     """estimator.name is one_shot (no steps) or inherit / standalone with steps >= 1 and lr > 0."""
     name, steps, lr = estimator["name"], estimator["steps"], estimator["lr"]
-    if name not in ("one_shot", "inherit", "standalone"):
+    if name not in EVALUATORS:          # the search evaluators of the same names score the architectures
         raise UserError(f"estimator.name={name!r}: choose one_shot, inherit or standalone")
     if name == "one_shot" and steps:
         raise UserError(f"estimator.steps={steps}: one_shot scores the shared weights without training; "
