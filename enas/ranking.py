@@ -339,7 +339,7 @@ def format_rank_table(report: dict, markdown: bool = False) -> str:
     order = sorted(range(len(rows)), key=lambda i: (not math.isfinite(gt[i]), -gt[i] if higher else gt[i]))
     gt_rank = {i: rank for rank, i in enumerate(order, start=1)}
     metric = report.get("metric", "metric")
-    label = _label(report)
+    label = report_label(report)
     header = [f"{label} rank", f"{label} score", "trained rank", f"trained {metric} (per seed)", "architecture"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if markdown else [
         f"{'1s rank':>7}  {'1s score':>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
@@ -364,7 +364,7 @@ def _seconds(scoring: dict) -> str:
     return f" ({scoring['seconds']:.0f} s for all)" if "seconds" in scoring else ""
 
 
-def _label(report: dict) -> str:
+def report_label(report: dict) -> str:
     """The estimator's short name ("one-shot" in reports written before estimators existed)."""
     return (report.get("estimator") or {}).get("label", "one-shot")
 
@@ -372,7 +372,7 @@ def _label(report: dict) -> str:
 def format_rank_report(report: dict, title: str, image: str = "rank_check.png") -> str:
     """The whole rank check as markdown: verdict, headline figures, agreement table, rows."""
     noise, shot = report["noise_ceiling_tau"], report["one_shot_tau"]
-    label = _label(report)
+    label = report_label(report)
     fmt = (lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}")
     lines = [f"# {title}", "", f"**{report['verdict']}**", "",
              f"- noise-ceiling tau (between measurements of the ground truth, {_per(report)}): {fmt(noise)}",
@@ -411,7 +411,7 @@ def rank_check_plot(report: dict):
     rows, metric, split = report["rows"], report["metric"], report["ground_truth"]["split"]
     pairs = report["pairs"]
     shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
-    label = _label(report)
+    label = report_label(report)
     panels = [Panel([r["one_shot_score"] for r in rows], [r["ground_truth_mean"] for r in rows],
                     f"{label} score", f"trained {split} {metric}" +
                     (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),

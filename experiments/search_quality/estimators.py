@@ -25,7 +25,8 @@ import statistics
 import sys
 from itertools import combinations
 
-from enas.ranking import kendall_tau
+from enas.quality import percentile
+from enas.ranking import kendall_tau, report_label
 from experiments.search_quality.table import mean_sd
 
 RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
@@ -50,14 +51,12 @@ def _figure(report: dict, key: str) -> float:
 
 
 def top_pick_percentile(report: dict) -> float:
-    """The ground-truth percentile (0-100, ties half) among the other architectures of the one
-    the estimator scores highest (metrics where higher is better, as the macro harness's accuracy)."""
+    """The ground-truth percentile (the harness's `percentile`: 0-100, ties half) among the other
+    architectures of the one the estimator scores highest."""
     rows = [r for r in report["rows"] if r["ground_truth_mean"] == r["ground_truth_mean"]]    # no nan
-    pick = max(rows, key=lambda r: r["one_shot_score"])["ground_truth_mean"]
-    others = [r["ground_truth_mean"] for r in rows]
-    others.remove(pick)
-    beaten = sum(v < pick for v in others) + 0.5 * sum(v == pick for v in others)
-    return 100.0 * beaten / len(others)
+    pick = max(rows, key=lambda r: r["one_shot_score"])
+    others = [r["ground_truth_mean"] for r in rows if r is not pick]
+    return percentile(pick["ground_truth_mean"], others, report.get("higher_is_better", True))
 
 
 def summary_rows(runs: str, reports: list[str]) -> list[dict]:
@@ -70,7 +69,7 @@ def summary_rows(runs: str, reports: list[str]) -> list[dict]:
             taus = [r["one_shot_tau"] for r in found]
             ceilings = [r["noise_ceiling_tau"] for r in found]
             seconds = [r["one_shot"]["seconds"] / r["num_archs"] for r in found if "seconds" in r["one_shot"]]
-            label = (found[0].get("estimator") or {}).get("label", "one-shot")
+            label = report_label(found[0])
             scores = [[row["one_shot_score"] for row in r["rows"]] for r in found]
             rows.append({"report": report, "estimator": label, "strategy": strategy,
                          "seeds": sorted(seed for s, seed in by_run if s == strategy), "taus": taus,
