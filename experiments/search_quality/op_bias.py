@@ -8,8 +8,9 @@ of the pool's networks (macro space): pooling layers and skip connections.
 Reads every <out>/<dir>/<strategy>-seed<n>/search/rank_check_2000.json (enas-rank-check with the
 one-shot scores on the whole validation split; see run.sh; `--check` names another, e.g. the
 24-architecture checks; `--runs` another folder pattern, e.g. the fourth session's
-<strategy>_s<seed> runs; the scores may come from any estimator) and writes one markdown row per supernet: tau(one-shot, ground truth),
-tau(ground truth, pools), tau(one-shot, pools), tau(ground truth, skips), tau(one-shot, skips).
+<strategy>_s<seed> runs; the scores may come from any estimator) and writes one markdown row
+per supernet: tau(one-shot, ground truth), tau(ground truth, pools), tau(one-shot, pools),
+tau(ground truth, skips), tau(one-shot, skips).
 The ground truth is the mean of the 6 trainings.
 """
 
