@@ -313,6 +313,10 @@ class DeriveSection:
     num_samples: int = MISSING
     valid_batches: Optional[int] = MISSING
     seed: int = MISSING
+    estimator: str = MISSING
+    steps: Optional[int] = MISSING
+    lr: Optional[float] = MISSING
+    workers: Optional[int] = MISSING
 
 
 # --- primary configs ---------------------------------------------------------------------------------
@@ -372,6 +376,10 @@ class DeriveConfig(ReadsASearch):
     num_samples: Optional[int] = MISSING
     valid_batches: Optional[int] = MISSING
     seed: Optional[int] = MISSING
+    estimator: Optional[str] = MISSING
+    steps: Optional[int] = MISSING
+    lr: Optional[float] = MISSING
+    workers: Optional[int] = MISSING
     top: int = MISSING
 
 

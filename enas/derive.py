@@ -8,6 +8,7 @@ mode: the ranking is repeatable (ENAS scored on a single random minibatch, which
 from __future__ import annotations
 
 import logging
+import math
 from typing import Sequence
 
 import torch
@@ -29,8 +30,18 @@ def rank_candidates(task, supernet, candidates: Sequence[Architecture], valid_ba
             scored.append((arch, metrics, task.score(metrics), i))
             if progress and (i + 1) % 20 == 0:
                 log.info("scored %d/%d candidates", i + 1, len(candidates))
-    scored.sort(key=lambda t: (-t[2], t[3]))
-    return [(a, m, s) for a, m, s, _ in scored]
+    return best_first([(a, m, s) for a, m, s, _ in scored])
+
+
+def best_first(scored: Sequence[tuple[Architecture, dict, float]]) -> list[tuple[Architecture, dict, float]]:
+    """(architecture, metrics, score) sorted best score first; ties keep their order, and a
+    candidate that could not be scored (score nan: its training failed) comes last."""
+    order = sorted(range(len(scored)), key=lambda i: (math.isnan(scored[i][2]), -_finite(scored[i][2]), i))
+    return [scored[i] for i in order]
+
+
+def _finite(score: float) -> float:
+    return 0.0 if math.isnan(score) else score
 
 
 def format_table(space, ranked, metric: str, top: int) -> str:

@@ -23,7 +23,7 @@ from enas.arch import load_arch_file, save_json
 from enas.build import (build_arch_space, build_evaluator, build_search, build_space, build_training, clamp_batches,
                         recipe_description, restore_search, start_process, train_overrides, with_changes)
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
-from enas.derive import format_table, rank_candidates
+from enas.derive import best_first, format_table, rank_candidates
 from enas.distributed import init_from_env
 from enas.draw import save_png
 from enas.fileio import write_text
@@ -182,35 +182,104 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
     device, _ = start_process(cfg)
     with run_log(os.path.join(run_dir, "derive.log")):
         loop = restore_search(run_dir, device, user_targets(cfg), user_space, user_data)
-        search_cfg = loop.metadata["config"]
-        options = {k: cfg[k] if cfg[k] is not None else search_cfg["derive"][k]
-                   for k in ("num_samples", "valid_batches", "seed")}
+        searched = {**DERIVE_ADDED, **loop.metadata["config"]["derive"]}    # older runs lack the added keys
+        options = {k: cfg[k] if cfg.get(k) is not None else searched[k]
+                   for k in ("num_samples", "valid_batches", "seed", *DERIVE_ADDED)}
         if loop.supernet is not None:
             options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
                                                      loop.task.num_batches("valid"))
         seed_everything(options["seed"])
         eta = Eta(1)
-        ranked = _rank(loop, options)
+        ranked, options["scored_by"] = _rank(loop, options, cfg["device"], device)
         data = _write_arch(loop, ranked, options, run_dir, cfg["top"], cfg.get("hints", True))
         log.info(f"derive done: {eta.text()}")
     return data
 
 
-def _rank(loop, options: dict) -> list:
-    """(architecture, metrics, score) of every candidate, best first."""
-    if loop.supernet is None:
+#: Derive options added after the first release, with their values for a search that predates them.
+DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None}
+#: What derive.estimator may name: the search's own estimator, or one of the supernet's.
+DERIVE_ESTIMATORS = ("search", "one_shot", "inherit")
+
+
+def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
+    """(architecture, metrics, score) of every candidate, best first; and how they were scored."""
+    name = derive_estimator(loop, options["estimator"])
+    if name == "recorded":
         # Standalone evaluation: no shared weights to score with; rank by the rewards the
         # children earned when they were trained during the search.
         ranked = rank_by_recorded_rewards(loop.strategy, options["num_samples"], loop.task)
-        log.info(f"derive: {len(ranked)} best architectures seen by strategy {loop.strategy.name}, ranked by "
-                 f"their standalone rewards ({loop.evaluator.name} evaluator)")
+        text = f"their standalone rewards in the search ({loop.evaluator.name} evaluator)"
+        log.info(f"derive: {len(ranked)} best architectures seen by strategy {loop.strategy.name}, ranked by {text}")
         if not ranked:
             raise UserError(f"{loop.checkpoint_path}: the search recorded no evaluated architecture yet")
-        return ranked
+        return ranked, text
     candidates = loop.strategy.proposals(options["num_samples"])
-    log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored on the "
-             f"first {options['valid_batches']} validation batches")
-    return rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], progress=True)
+    shown = f"the first {options['valid_batches']} validation batches"
+    if name == "one_shot":
+        text = f"the shared weights (one-shot) on {shown}"
+        log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored by {text}")
+        return rank_candidates(loop.task, loop.supernet, candidates, options["valid_batches"], progress=True), text
+    config = {**loop.metadata["config"], "device": device_option}
+    evaluator_options = derive_inherit_options(config, options)
+    lr = evaluator_options["lr"] if evaluator_options["lr"] is not None else config["trainer"]["optim"]["lr"]
+    text = (f"{evaluator_options['steps_per_epoch'] or 'a pass of'} training steps from the supernet's weights "
+            f"(inherit; lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')}), then {shown}")
+    log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored by {text}")
+    scored = trained_scores(config, loop, "inherit", candidates, evaluator_options, device)
+    if not any(np.isfinite(reward) for reward, _ in scored):
+        raise UserError(f"derive: the training of every candidate failed (derive.estimator=inherit); "
+                        f"see {os.path.join(os.path.dirname(loop.checkpoint_path), 'derive.log')}")
+    failed = {loop.task.metric: float("nan")}
+    return best_first([(arch, metrics or failed, float(reward))
+                       for arch, (reward, metrics) in zip(candidates, scored)]), text
+
+
+def derive_estimator(loop, asked: str) -> str:
+    """What scores derive's candidates: "one_shot", "inherit" or "recorded" (the rewards the
+    search recorded, for a search without a supernet); `asked` is derive.estimator."""
+    if asked not in DERIVE_ESTIMATORS:
+        raise UserError(f"derive.estimator={asked!r}: choose one of {', '.join(DERIVE_ESTIMATORS)} (search: the "
+                        f"search's own evaluator)")
+    searched = loop.evaluator.name
+    if loop.supernet is None:
+        if asked != "search":
+            raise UserError(f"derive.estimator={asked}: the search used evaluator={searched}, which has no supernet; "
+                            f"its candidates are ranked by the rewards they earned (derive.estimator=search)")
+        return "recorded"
+    if asked == "search":
+        return "inherit" if searched == "inherit" else "one_shot"
+    return asked
+
+
+def derive_inherit_options(config: dict, options: dict) -> dict:
+    """The inherit evaluator's options that score derive's candidates: the search's own inherit
+    options where it had them, derive.steps / lr / workers where given, derive's validation
+    batches and seed; a failed child scores nan (it ranks last) and nothing is journaled."""
+    searched = config["evaluator"]
+    base = dict(searched.get("options") or {}) if searched["name"] == "inherit" else {}
+    steps = options["steps"] if options["steps"] is not None else base.get("steps_per_epoch")
+    if steps is None and not base:
+        raise UserError(f"derive.estimator=inherit: give derive.steps=<training steps per candidate>; the search "
+                        f"(evaluator={searched['name']}) has no inherit setting to take them from")
+    if steps is not None and steps < 1:
+        raise UserError(f"derive.steps={steps}: needs at least 1 training step per candidate")
+    kept = {k: base[k] for k in ("epochs", "train_limit", "batch_size", "engine", "retries") if k in base}
+    return {**kept, "steps_per_epoch": steps, "lr": options["lr"] if options["lr"] is not None else base.get("lr"),
+            "valid_batches": options["valid_batches"], "workers": options["workers"] or base.get("workers") or 2,
+            "mode": "sync", "failure_reward": float("nan"), "seed": options["seed"], "journal": None}
+
+
+def trained_scores(config: dict, loop, name: str, archs: list, options: dict, device) -> list[tuple[float, dict]]:
+    """(validation reward, metrics or None) of each architecture after training by the `name`
+    evaluator (inherit: from the supernet's weights; standalone: from scratch) with `options`,
+    on the recipe of `config` (data, trainer)."""
+    evaluator = build_evaluator({**config, "evaluator": {"name": name}}, loop.task, loop.space, loop.supernet,
+                                loop.metadata["sizes"], None, device, options)
+    try:
+        return evaluator.scored(archs)
+    finally:
+        evaluator.close()
 
 
 def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints: bool) -> dict:
@@ -499,13 +568,7 @@ def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches
     options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
                "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
                "seed": config["seed"], "journal": None}
-    evaluator = build_evaluator({**config, "evaluator": {"name": estimator["name"]}}, loop.task, loop.space,
-                                loop.supernet, loop.metadata["sizes"], None, device, options)
-    try:
-        rewards = evaluator.evaluate(archs)
-    finally:
-        evaluator.close()
-    return [(float(r), {}) for r in rewards]
+    return [(float(reward), {}) for reward, _ in trained_scores(config, loop, estimator["name"], archs, options, device)]
 
 
 def run_beats_random(options: dict, config: dict, out_dir: str, overrides: list[str], search_runs) -> dict:

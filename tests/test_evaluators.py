@@ -84,6 +84,10 @@ def test_inline_sync_is_deterministic_and_applies_knobs(digits, tmp_path):
     again = make(digits, space, sizes, None, engine="inline", width_multiplier=0.5, steps_per_epoch=2)
     again.begin_phase(0)
     assert again.evaluate(archs) == first              # children seeded from (seed, phase, index)
+    again.begin_phase(0)
+    scored = again.scored(archs)                       # the same rewards, with each child's metrics
+    assert [r for r, _ in scored] == first and all(set(m) >= {digits.metric, "loss"} for _, m in scored)
+    assert [digits.score(m) for _, m in scored] == first
     entries = journal(tmp_path)
     assert [e["index"] for e in entries] == [0, 1, 2]
     assert all(e["phase"] == 0 and e["attempts"] == 1 and not e["failed"] for e in entries)
@@ -141,6 +145,8 @@ def test_failure_reward_after_retries(digits, tmp_path, caplog):
     ev.begin_phase(0)
     assert ev.evaluate(archs_of(space, 1)) == [-1.0]
     messages = caplog.messages
+    ev.begin_phase(1)
+    assert ev.scored(archs_of(space, 1)) == [(-1.0, None)]        # a failed child has no metrics
     assert len(messages) == 2 and "retry 1/1" in messages[0] and "after 2 attempts" in messages[1]
     entry = journal(tmp_path)[0]
     assert entry["failed"] and entry["reward"] == -1.0 and entry["attempts"] == 2 and entry["error"]
@@ -159,8 +165,10 @@ def test_resume_mid_batch_skips_finished_children(digits, tmp_path):
     first_calls = len(calls.read_text().splitlines())
     resumed = make(digits, space, sizes, tmp_path, engine="inline", child_fn=child)
     resumed.begin_phase(5)
-    rewards = resumed.evaluate(archs)
+    scored = resumed.scored(archs)
+    rewards = [r for r, _ in scored]
     assert len(rewards) == 4 and all(r is not None for r in rewards)
+    assert all(m is not None for _, m in scored)          # journal hits bring the child's metrics too
     new_calls = [json.loads(line)["index"] for line in calls.read_text().splitlines()[first_calls:]]
     assert new_calls == [2, 3]                           # only the unfinished children were trained
     assert resumed.reused == 2 and resumed.evaluated == 2

@@ -28,6 +28,7 @@ class Work:
     failures: int = 0
     generation: int = 0             # engine generation it was last submitted to
     job: dict = field(default_factory=dict)
+    metrics: dict | None = None     # the child's validation metrics, once it has finished
 
 
 class EngineDriver:

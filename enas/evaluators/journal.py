@@ -44,10 +44,10 @@ class Journal:
                 done[(e["phase"], e["index"], e["key"], e.get("fidelity"))] = e
         return done
 
-    def reward(self, phase: int, index: int, arch: Architecture) -> float | None:
-        """The recorded reward of child `index` of `phase`, if it finished at this fidelity."""
+    def result(self, phase: int, index: int, arch: Architecture) -> tuple[float, dict | None] | None:
+        """(reward, metrics) recorded for child `index` of `phase`, if it finished at this fidelity."""
         entry = self._entries.get((phase, index, arch.key(), self.fidelity))
-        return None if entry is None else float(entry["reward"])
+        return None if entry is None else (float(entry["reward"]), entry.get("metrics"))
 
     def record(self, phase: int, index: int, arch: Architecture, reward: float, seconds: float | None,
                attempts: int, metrics: dict | None = None, error: str | None = None) -> None:

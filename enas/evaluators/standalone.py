@@ -148,12 +148,13 @@ class Standalone(Evaluator):
                 if item is None:
                     return None
                 work = self._new_work(*item)
-                hit = self.journal.reward(self.phase, work.index, work.arch)
+                hit = self.journal.result(self.phase, work.index, work.arch)
                 if hit is None:
                     work.job = self.make_job(work.arch, work.index)
                     return work
                 self.reused += 1
-                finish(work, hit)
+                reward, work.metrics = hit
+                finish(work, reward)
         return source
 
     def _settler(self, finish: Callable):
@@ -174,6 +175,7 @@ class Standalone(Evaluator):
                 reward = self.failure_reward
                 self.failed += 1
             self.evaluated += 1
+            work.metrics = out.get("metrics")
             log.info(f"child {work.label}: reward {reward:.4f} ({out['seconds']:.0f}s, {self.evaluated} trained "
                      f"in this run)")
             self.journal.record(self.phase, work.index, work.arch, reward, out["seconds"], work.failures + 1,
@@ -188,7 +190,11 @@ class Standalone(Evaluator):
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[float]:
         """Rewards of a whole batch, in order (children run in parallel)."""
-        rewards: list[float | None] = [None] * len(archs)
+        return [reward for reward, _ in self.scored(archs)]
+
+    def scored(self, archs: Sequence[Architecture]) -> list[tuple[float, dict | None]]:
+        """(reward, validation metrics) of a whole batch, in order (metrics None where the child failed)."""
+        results: list[tuple[float, dict | None] | None] = [None] * len(archs)
         queue = list(enumerate(archs))
 
         def next_arch():
@@ -198,10 +204,10 @@ class Standalone(Evaluator):
             return arch, slot
 
         def finish(work, reward):
-            rewards[work.slot] = reward
+            results[work.slot] = (reward, work.metrics)
 
         self.driver.drive(self._source(next_arch, finish), self._settler(finish), max(1, len(archs)))
-        return rewards
+        return results
 
     def run_async(self, propose: Callable[[int], list], tell: Callable, budget: int) -> None:
         """NAS-RL's asynchronous workers: `workers` children in flight; each result is told at once
