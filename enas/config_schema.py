@@ -398,6 +398,7 @@ class RankEstimator:
     name: str = MISSING
     steps: int = MISSING
     lr: Optional[float] = MISSING
+    repeats: int = MISSING
 
 
 @dataclass

@@ -532,18 +532,22 @@ def _estimate(cfg: dict, loop, config: dict, archs: list, batches: int | None, m
 
 
 def estimator_label(estimator: dict) -> str:
-    """A short name of a rank check's estimator: "one-shot", "inherit, 78 steps", "standalone, 78 steps"."""
+    """A short name of a rank check's estimator: "one-shot", "inherit, 78 steps", "standalone, 78 steps",
+    "inherit, 20 steps, mean of 2"."""
     if estimator["name"] == "one_shot":
         return "one-shot"
-    return f"{estimator['name']}, {estimator['steps']} steps"
+    repeats = estimator.get("repeats", 1)
+    return f"{estimator['name']}, {estimator['steps']} steps" + (f", mean of {repeats}" if repeats > 1 else "")
 
 
 def estimator_description(estimator: dict, config: dict) -> str:
     """What a trained estimator does, in words (the ground truth's recipe names the rest)."""
     start = "the supernet's weights" if estimator["name"] == "inherit" else "a fresh initialisation"
     lr = config["trainer"]["optim"]["lr"] if estimator["lr"] is None else estimator["lr"]
+    repeats = estimator.get("repeats", 1)
     return (f"{estimator['name']}: {start}, then {estimator['steps']} training steps of the ground-truth recipe "
-            f"(lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')})")
+            f"(lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')})"
+            + (f", the mean of {repeats} such trainings with other seeds" if repeats > 1 else ""))
 
 
 def _one_pass(steps: int, config: dict, task) -> int:
@@ -564,11 +568,16 @@ def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches
                        device) -> list[tuple[float, dict]]:
     """(validation score, {}) of each architecture after `estimator["steps"]` training steps, starting
     from the supernet's weights (inherit) or from scratch (standalone): the search evaluators of
-    the same names, with the ground-truth recipe's data and trainer; a failed child scores nan."""
-    options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
-               "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
-               "seed": config["seed"], "journal": None}
-    return [(float(reward), {}) for reward, _ in trained_scores(config, loop, estimator["name"], archs, options, device)]
+    the same names, with the ground-truth recipe's data and trainer; a failed child scores nan.
+    With `repeats` k > 1 the score is the mean of k trainings seeded search seed + 0 .. k-1 (the
+    children's batch order and initialisation differ; nan when one of them failed)."""
+    rewards = []
+    for repeat in range(estimator.get("repeats", 1)):
+        options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
+                   "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
+                   "seed": config["seed"] + repeat, "journal": None}
+        rewards.append([reward for reward, _ in trained_scores(config, loop, estimator["name"], archs, options, device)])
+    return [(float(np.mean(column)), {}) for column in zip(*rewards)]
 
 
 def run_beats_random(options: dict, config: dict, out_dir: str, overrides: list[str], search_runs) -> dict:

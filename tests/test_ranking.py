@@ -236,7 +236,7 @@ def test_rank_check_end_to_end(tmp_path):
     assert "networks from scratch" not in out and "inherit, 2 steps tau" in out and "the one-shot tau" not in out
     assert "one pass over the training data" not in out
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
-    assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "label": "inherit, 2 steps"}
+    assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "repeats": 1, "label": "inherit, 2 steps"}
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
     assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
@@ -253,8 +253,8 @@ def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe
     built = {}
 
     class FakeEvaluator:
-        def evaluate(self, archs):
-            return [0.25, math.nan][:len(archs)]
+        def scored(self, archs):
+            return [(0.25, {"acc": 0.25}), (math.nan, None)][:len(archs)]
 
         def close(self):
             built["closed"] = True
@@ -286,3 +286,26 @@ def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe
         "inherit: the supernet's weights, then 7 training steps of the ground-truth recipe (lr 0.05, cosine)")
     assert runs.estimator_description({"name": "standalone", "steps": 7, "lr": 0.01}, config).startswith(
         "standalone: a fresh initialisation, then 7 training steps of the ground-truth recipe (lr 0.01")
+
+
+def test_repeated_trained_estimates_average_differently_seeded_trainings(monkeypatch):
+    """estimator.repeats=k: k evaluators seeded search seed + 0 .. k-1, the mean per architecture."""
+    from enas import runs
+    seeds = []
+
+    def fake_trained_scores(config, loop, name, archs, options, device):
+        seeds.append(options["seed"])
+        by_seed = {5: [0.2, 0.4, math.nan], 6: [0.4, 0.4, 0.5], 7: [0.6, 0.1, 0.5]}
+        return [(r, None) for r in by_seed[options["seed"]]]
+
+    monkeypatch.setattr(runs, "trained_scores", fake_trained_scores)
+    estimator = {"name": "inherit", "steps": 20, "lr": None, "repeats": 3}
+    scores = runs._trained_estimates(estimator, {"seed": 5}, None, ["a", "b", "c"], 4,
+                                     {"workers": 1, "engine": "inline"}, "cpu")
+    assert seeds == [5, 6, 7]
+    assert [round(s, 6) for s, _ in scores[:2]] == [0.4, 0.3] and math.isnan(scores[2][0])   # a failure: nan
+    assert runs.estimator_label(estimator) == "inherit, 20 steps, mean of 3"
+    assert runs.estimator_label({**estimator, "repeats": 1}) == "inherit, 20 steps"
+    config = {"trainer": {"optim": {"lr": 0.05, "schedule": "cosine"}}}
+    assert runs.estimator_description(estimator, config).endswith(
+        "(lr 0.05, cosine), the mean of 3 such trainings with other seeds")

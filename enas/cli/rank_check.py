@@ -50,8 +50,9 @@ def check_options(cfg: dict) -> dict:
 
 
 def check_estimator(estimator: dict) -> None:
-    """estimator.name is one_shot (no steps) or inherit / standalone with steps >= 1 and lr > 0."""
-    name, steps, lr = estimator["name"], estimator["steps"], estimator["lr"]
+    """estimator.name is one_shot (no steps, one score) or inherit / standalone with steps >= 1,
+    lr > 0 and repeats >= 1."""
+    name, steps, lr, repeats = estimator["name"], estimator["steps"], estimator["lr"], estimator["repeats"]
     if name not in EVALUATORS:          # the search evaluators of the same names score the architectures
         raise UserError(f"estimator.name={name!r}: choose one_shot, inherit or standalone")
     if name == "one_shot" and steps:
@@ -61,6 +62,9 @@ def check_estimator(estimator: dict) -> None:
         raise UserError(f"estimator.name={name} trains each architecture before scoring it: give estimator.steps >= 1")
     if lr is not None and not lr > 0:
         raise UserError(f"estimator.lr={lr}: give a positive learning rate (or null: the recipe's)")
+    if repeats < 1 or (name == "one_shot" and repeats != 1):
+        raise UserError(f"estimator.repeats={repeats}: inherit / standalone average repeats >= 1 differently "
+                        f"seeded trainings; one_shot scores are deterministic (repeats=1)")
 
 
 @enas_main("rank_check")
