@@ -222,6 +222,7 @@ def test_rank_check_end_to_end(tmp_path):
     assert report["num_archs"] == 3 and len(report["rows"]) == 3
     assert report["one_shot"]["bn_mode"] == "batch" and report["ground_truth"]["seeds"] == [0, 1]
     assert all(len(r["ground_truth"]) == 2 and 0 <= r["ground_truth"][0] <= 1 for r in report["rows"])
+    assert all(r["one_shot_acc"] == r["one_shot_score"] and r["one_shot_loss"] > 0 for r in report["rows"])
     assert report["noise_ceiling_tau"] is None or -1 <= report["noise_ceiling_tau"] <= 1
     assert report["verdict"] in (run_dir / "rank_check.md").read_text()
     assert (run_dir / "rank_check.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -240,7 +241,7 @@ def test_rank_check_end_to_end(tmp_path):
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
     assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
-    assert all(0 <= r["one_shot_score"] <= 1 for r in inherit["rows"])
+    assert all(0 <= r["one_shot_score"] <= 1 and "one_shot_loss" not in r for r in inherit["rows"])
     assert "![scatter](rank_check_inherit.png)" in (run_dir / "rank_check_inherit.md").read_text()
     assert (run_dir / "rank_check_inherit.png").read_bytes()[:8] == PNG_SIGNATURE
     assert json.loads((run_dir / "rank_check.json").read_text())["rows"] == report["rows"]   # untouched
