@@ -450,3 +450,31 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
     assert "| one-shot (rank_check_24) | reinforce | 0,1 | 24 | 0.700 | 0.20 ± 0.14 | 0.29 |" in md
     assert "| 0.40 ± 0.00 | -1.00 | 25.0 ± 35.4 | 2.0 ± 0.0 |" in md
     assert "| inherit78 - standalone78 | 0.30 | 1/1 | reinforce 0 |" in md
+
+
+def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):
+    """experiments/search_quality/picks.py: per search and estimator of the pick, the percentile
+    over the seeds, how often two estimators picked the same architecture, the paired difference."""
+    from experiments.search_quality.picks import load_picks, main, markdown
+    lines = []
+    for seed, (one_shot, inherit, same) in enumerate([(50.0, 87.5, False), (25.0, 25.0, True)]):
+        for pick, percentile in (("one_shot", one_shot), ("inherit20", inherit)):
+            folder = tmp_path / f"reinforce_s{seed}" / f"pick_{pick}"
+            folder.mkdir(parents=True)
+            choices = [seed, 1] if same or pick == "one_shot" else [seed, 2]
+            (folder / "arch.json").write_text(json.dumps({"choices": choices}))
+            lines.append(json.dumps({"search": str(folder), "value": percentile / 100, "percentile": percentile}))
+    picks = load_picks(lines + [""])
+    assert sorted(picks) == [("reinforce", "inherit20"), ("reinforce", "one_shot")]
+    assert sorted(picks[("reinforce", "one_shot")]) == [0, 1]
+    md = markdown(picks, "one_shot")
+    assert "| reinforce | inherit20 | 56.2 ± 44.2 | s0 87.5, s1 25.0 | 0.5625 ± 0.4419 | 1/2 |" in md
+    assert "| reinforce | one_shot | 37.5 ± 17.7 | s0 50.0, s1 25.0 |" in md and "| 2/2 |" in md
+    assert "| reinforce | inherit20 | 18.8 ± 26.5 | 1 / 0 / 1 |" in md
+    with pytest.raises(ValueError, match="not a <search>_s<seed>/pick_<estimator> folder"):
+        load_picks([json.dumps({"search": str(tmp_path / "elsewhere"), "percentile": 1.0, "value": 0.1})])
+    placed = tmp_path / "placed.jsonl"
+    placed.write_text("\n".join(lines) + "\n")
+    main([str(placed), "--baseline", "inherit20"])
+    out = capsys.readouterr().out
+    assert "minus that of the inherit20 pick" in out and "| reinforce | one_shot | -18.8 ± 26.5 | 0 / 1 / 1 |" in out

@@ -1,0 +1,88 @@
+"""Which estimator should derive pick with? A table of derived architectures placed in a pool.
+
+    python -m experiments.search_quality.picks /tmp/sq/s5/placed.jsonl > experiments/search_quality/picks.md
+
+Reads the JSON lines of `place_derived.py` for searches laid out as <runs>/<search>_s<seed>/pick_<estimator>/
+(each pick_<estimator>/arch.json is what `enas-derive estimator=...` wrote for that search) and
+prints, per (search, estimator of the pick), the percentile of the picked architecture among
+the pool's random ones (mean ± sd over the seeds, and each seed's), its test accuracy, and how
+many seeds picked the same architecture as another estimator did on the same supernet; then
+the paired difference of each estimator against the first one named in --baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from experiments.search_quality.table import mean_sd
+
+PICK = re.compile(r"(?P<search>[^/]+)_s(?P<seed>\d+)/pick_(?P<pick>[^/]+)/?$")
+
+
+def load_picks(lines) -> dict[tuple[str, str], dict[int, dict]]:
+    """{(search, pick): {seed: the placement line}} of place_derived.py's output lines."""
+    picks: dict[tuple[str, str], dict[int, dict]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        match = PICK.search(entry["search"].rstrip("/"))
+        if match is None:
+            raise ValueError(f"{entry['search']}: not a <search>_s<seed>/pick_<estimator> folder")
+        picks.setdefault((match["search"], match["pick"]), {})[int(match["seed"])] = entry
+    return picks
+
+
+def _choices(entry: dict) -> list | None:
+    path = os.path.join(entry["search"], "arch.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["choices"]
+
+
+def markdown(picks: dict[tuple[str, str], dict[int, dict]], baseline: str) -> str:
+    """The table of picks, then the paired differences against the `baseline` pick."""
+    lines = ["| search | derive picks by | percentile (mean ± sd) | per seed | test acc | same pick as "
+             f"{baseline} |", "|---|---|---|---|---|---|"]
+    for (search, pick), by_seed in sorted(picks.items()):
+        seeds = sorted(by_seed)
+        values = [by_seed[s]["percentile"] for s in seeds]
+        accs = [by_seed[s]["value"] for s in seeds]
+        base = picks.get((search, baseline), {})
+        same = sum(1 for s in seeds if s in base and _choices(by_seed[s]) is not None
+                   and _choices(by_seed[s]) == _choices(base[s]))
+        lines.append(f"| {search} | {pick} | {mean_sd(values, 1)} | "
+                     f"{', '.join(f's{s} {v:.1f}' for s, v in zip(seeds, values))} | {mean_sd(accs, 4)} | "
+                     f"{same}/{len(seeds)} |")
+    lines += ["", f"Paired on the same supernets: percentile of the pick minus that of the {baseline} pick", "",
+              "| search | derive picks by | difference (mean ± sd) | better / worse / equal |", "|---|---|---|---|"]
+    for (search, pick), by_seed in sorted(picks.items()):
+        base = picks.get((search, baseline))
+        if pick == baseline or not base:
+            continue
+        diffs = [by_seed[s]["percentile"] - base[s]["percentile"] for s in sorted(by_seed) if s in base]
+        if diffs:
+            counts = (sum(d > 0 for d in diffs), sum(d < 0 for d in diffs), sum(d == 0 for d in diffs))
+            lines.append(f"| {search} | {pick} | {mean_sd(diffs, 1)} | {' / '.join(map(str, counts))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("placed", nargs="+", help="place_derived.py output files (JSON lines)")
+    parser.add_argument("--baseline", default="one_shot", help="the pick the others are compared with")
+    args = parser.parse_args(argv)
+    lines = []
+    for path in args.placed:
+        with open(path) as f:
+            lines += f.readlines()
+    sys.stdout.write(markdown(load_picks(lines), args.baseline))
+
+
+if __name__ == "__main__":
+    main()
