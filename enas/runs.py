@@ -223,8 +223,9 @@ def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
     config = {**loop.metadata["config"], "device": device_option}
     evaluator_options = derive_inherit_options(config, options)
     lr = evaluator_options["lr"] if evaluator_options["lr"] is not None else config["trainer"]["optim"]["lr"]
-    text = (f"{evaluator_options['steps_per_epoch'] or 'a pass of'} training steps from the supernet's weights "
-            f"(inherit; lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')}), then {shown}")
+    steps = evaluator_options["steps_per_epoch"]
+    text = (f"{f'{steps} training steps' if steps else 'a pass over the training data'} from the supernet's "
+            f"weights (inherit; lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')}), then {shown}")
     log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored by {text}")
     scored = trained_scores(config, loop, "inherit", candidates, evaluator_options, device)
     if not any(np.isfinite(reward) for reward, _ in scored):

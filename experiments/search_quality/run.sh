@@ -175,3 +175,27 @@ $BIN/enas-beats-random "${TASK[@]}" 'strategies=[reinforce]' 'seeds=[0,1]' num_r
     evaluator.options.steps_per_epoch=10 evaluator.options.valid_batches=1 evaluator.options.workers=2 || true
 $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $OUT/inherit_search/reinforce-seed0/search \
     --workers 2 > $OUT/inherit_search/placed.jsonl
+
+# 6. Fifth session: derive with a better estimator (README section 2d). The pool trained again
+#    (the command of step 5, a fresh /tmp), three one-shot REINFORCE searches and three REINFORCE
+#    searches rewarded by 10 inherited steps (evaluator workers 1: two searches ran side by side);
+#    each derived with the shared weights and with 20 inherited steps per candidate (the inherit
+#    searches also with their own estimator, 10 steps); every pick placed in the pool.
+$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
+    out_dir=$OUT/pool24
+S5=$OUT/s5
+pick() {    # run_dir name [derive options...]: derive, keep the pick in <run_dir>/pick_<name>/
+    $BIN/enas-derive run_dir=$1 "${@:3}" && mkdir -p $1/pick_$2 && cp $1/arch.json $1/pick_$2/
+}
+for seed in 0 1 2; do
+    $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=$seed hydra.run.dir=$S5/reinforce_s$seed
+    pick $S5/reinforce_s$seed one_shot
+    pick $S5/reinforce_s$seed inherit20 estimator=inherit steps=20
+    $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=$seed evaluator=inherit evaluator.options.steps_per_epoch=10 \
+        evaluator.options.valid_batches=1 evaluator.options.workers=1 hydra.run.dir=$S5/inherit_s$seed
+    pick $S5/inherit_s$seed own                     # the search's own estimator: 10 inherited steps
+    pick $S5/inherit_s$seed inherit20 estimator=inherit steps=20
+    pick $S5/inherit_s$seed one_shot estimator=one_shot
+done
+$BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S5/*_s?/pick_* --workers 2 > $S5/placed.jsonl
+$BIN/python -m experiments.search_quality.picks $S5/placed.jsonl > experiments/search_quality/picks.md
