@@ -295,6 +295,7 @@ def run_child(job: dict) -> dict:
     Returns {"reward", "metrics", "seconds", "pid"}.
     """
     from enas.final import Trainer
+    from enas.training import recalibrate_bn
     t0 = time.time()
     recipe, training = job["recipe"], job["training"]
     data = dict(recipe["data"])
@@ -319,7 +320,10 @@ def run_child(job: dict) -> dict:
     trainer.run()
     # The last epoch's validation is trainer.evaluate("valid", valid_batches) of the final model.
     last = trainer.history[-1] if trainer.history else None
-    if last is None:
+    if training.get("recalibrate_bn"):
+        recalibrate_bn(model, task, None, training["recalibrate_bn"])
+        metrics = trainer.evaluate("valid", trainer_cfg.get("valid_batches"))
+    elif last is None:
         metrics = trainer.evaluate("valid", trainer_cfg.get("valid_batches"))
     else:
         metrics = {k[len("valid_"):]: v for k, v in last.items() if k.startswith("valid_")}

@@ -69,6 +69,7 @@ class StandaloneKnobs:
     retries: int = MISSING
     failure_reward: float = MISSING
     seed: Optional[int] = MISSING
+    recalibrate_bn: int = MISSING
 
 
 # --- data (one schema per kind of data set) ----------------------------------------------------------
@@ -317,6 +318,7 @@ class DeriveSection:
     steps: Optional[int] = MISSING
     lr: Optional[float] = MISSING
     workers: Optional[int] = MISSING
+    recalibrate_bn: Optional[int] = MISSING
 
 
 # --- primary configs ---------------------------------------------------------------------------------
@@ -380,6 +382,7 @@ class DeriveConfig(ReadsASearch):
     steps: Optional[int] = MISSING
     lr: Optional[float] = MISSING
     workers: Optional[int] = MISSING
+    recalibrate_bn: Optional[int] = MISSING
     top: int = MISSING
 
 
@@ -399,6 +402,7 @@ class RankEstimator:
     steps: int = MISSING
     lr: Optional[float] = MISSING
     repeats: int = MISSING
+    recalibrate_bn: int = MISSING
 
 
 @dataclass

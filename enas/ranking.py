@@ -218,27 +218,6 @@ def bn_mode(model, requested: str = "auto") -> str:
     return requested
 
 
-def recalibrate_bn(model, task, arch, batches: int) -> None:
-    """Re-estimate the running statistics of `model`'s BN layers for `arch` on `batches` training batches."""
-    import torch
-    from torch import nn
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None                       # a cumulative average over the batches seen
-    model.train()
-    state = task.init_state(model, "train")
-    with torch.no_grad():
-        for i, batch in enumerate(task.train_batches(0)):
-            if i >= batches:
-                break
-            _, state = task.loss(model, batch, state, arch)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.eval()
-
-
 def one_shot_scores(task, supernet, archs: Sequence[Architecture], valid_batches: int | None,
                     bn: str = "batch", bn_batches: int = 20) -> list[tuple[float, dict]]:
     """(score, metrics) of each architecture with the shared weights, in the order given.
@@ -247,6 +226,7 @@ def one_shot_scores(task, supernet, archs: Sequence[Architecture], valid_batches
     eval mode (no dropout, drop path or aux head), from a fresh recurrent state.
     """
     from enas.derive import rank_candidates
+    from enas.training import recalibrate_bn
     if bn != "recalibrate":
         ranked = rank_candidates(task, supernet, archs, valid_batches)
         by_key = {a.key(): (s, m) for a, m, s in ranked}

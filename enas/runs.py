@@ -197,7 +197,7 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
 
 
 #: Derive options added after the first release, with their values for a search that predates them.
-DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None}
+DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None, "recalibrate_bn": None}
 #: What derive.estimator may name: the search's own estimator, or one of the supernet's.
 DERIVE_ESTIMATORS = ("search", "one_shot", "inherit")
 
@@ -224,8 +224,10 @@ def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
     evaluator_options = derive_inherit_options(config, options)
     lr = evaluator_options["lr"] if evaluator_options["lr"] is not None else config["trainer"]["optim"]["lr"]
     steps = evaluator_options["steps_per_epoch"]
+    recalibrated = evaluator_options["recalibrate_bn"]
     text = (f"{f'{steps} training steps' if steps else 'a pass over the training data'} from the supernet's "
-            f"weights (inherit; lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')}), then {shown}")
+            f"weights (inherit; lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')}), then "
+            + (f"BN statistics re-estimated on {recalibrated} training batches, then " if recalibrated else "") + shown)
     log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored by {text}")
     scored = trained_scores(config, loop, "inherit", candidates, evaluator_options, device)
     if not any(np.isfinite(reward) for reward, _ in scored):
@@ -255,8 +257,8 @@ def derive_estimator(loop, asked: str) -> str:
 
 def derive_inherit_options(config: dict, options: dict) -> dict:
     """The inherit evaluator's options that score derive's candidates: the search's own inherit
-    options where it had them, derive.steps / lr / workers where given, derive's validation
-    batches and seed; a failed child scores nan (it ranks last) and nothing is journaled."""
+    options where it had them, derive.steps / lr / workers / recalibrate_bn where given, derive's
+    validation batches and seed; a failed child scores nan (it ranks last) and nothing is journaled."""
     searched = config["evaluator"]
     base = dict(searched.get("options") or {}) if searched["name"] == "inherit" else {}
     steps = options["steps"] if options["steps"] is not None else base.get("steps_per_epoch")
@@ -266,9 +268,11 @@ def derive_inherit_options(config: dict, options: dict) -> dict:
     if steps is not None and steps < 1:
         raise UserError(f"derive.steps={steps}: needs at least 1 training step per candidate")
     kept = {k: base[k] for k in ("epochs", "train_limit", "batch_size", "engine", "retries") if k in base}
-    return {**kept, "steps_per_epoch": steps, "lr": options["lr"] if options["lr"] is not None else base.get("lr"),
-            "valid_batches": options["valid_batches"], "workers": options["workers"] or base.get("workers") or 2,
-            "mode": "sync", "failure_reward": float("nan"), "seed": options["seed"], "journal": None}
+    given = {k: options[k] if options[k] is not None else base.get(k, default)
+             for k, default in (("lr", None), ("recalibrate_bn", 0))}
+    return {**kept, **given, "steps_per_epoch": steps, "valid_batches": options["valid_batches"],
+            "workers": options["workers"] or base.get("workers") or 2, "mode": "sync", "failure_reward": float("nan"),
+            "seed": options["seed"], "journal": None}
 
 
 def trained_scores(config: dict, loop, name: str, archs: list, options: dict, device) -> list[tuple[float, dict]]:
@@ -537,17 +541,19 @@ def estimator_label(estimator: dict) -> str:
     "inherit, 20 steps, mean of 2"."""
     if estimator["name"] == "one_shot":
         return "one-shot"
-    repeats = estimator.get("repeats", 1)
-    return f"{estimator['name']}, {estimator['steps']} steps" + (f", mean of {repeats}" if repeats > 1 else "")
+    repeats, recalibrated = estimator.get("repeats", 1), estimator.get("recalibrate_bn", 0)
+    return (f"{estimator['name']}, {estimator['steps']} steps" + (", BN recalibrated" if recalibrated else "")
+            + (f", mean of {repeats}" if repeats > 1 else ""))
 
 
 def estimator_description(estimator: dict, config: dict) -> str:
     """What a trained estimator does, in words (the ground truth's recipe names the rest)."""
     start = "the supernet's weights" if estimator["name"] == "inherit" else "a fresh initialisation"
     lr = config["trainer"]["optim"]["lr"] if estimator["lr"] is None else estimator["lr"]
-    repeats = estimator.get("repeats", 1)
+    repeats, recalibrated = estimator.get("repeats", 1), estimator.get("recalibrate_bn", 0)
     return (f"{estimator['name']}: {start}, then {estimator['steps']} training steps of the ground-truth recipe "
             f"(lr {lr:g}, {config['trainer']['optim'].get('schedule', 'constant')})"
+            + (f", BN statistics re-estimated on {recalibrated} training batches" if recalibrated else "")
             + (f", the mean of {repeats} such trainings with other seeds" if repeats > 1 else ""))
 
 
@@ -576,7 +582,8 @@ def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches
     for repeat in range(estimator.get("repeats", 1)):
         options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
                    "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
-                   "seed": config["seed"] + repeat, "journal": None}
+                   "seed": config["seed"] + repeat, "journal": None,
+                   "recalibrate_bn": estimator.get("recalibrate_bn", 0)}
         rewards.append([reward for reward, _ in trained_scores(config, loop, estimator["name"], archs, options, device)])
     return [(float(np.mean(column)), {}) for column in zip(*rewards)]
 

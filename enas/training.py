@@ -251,6 +251,29 @@ class DivergenceWatch:
         return True
 
 
+def recalibrate_bn(model, task, arch, batches: int) -> None:
+    """Re-estimate the running statistics of `model`'s BN layers for `arch` on `batches` training
+    batches (an exact average, no gradient), then leave `model` in eval mode. A network whose
+    running statistics lag behind its weights (a supernet's shared BN, or a child trained only a
+    few steps with the usual momentum) is then evaluated with statistics of its own weights."""
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                       # a cumulative average over the batches seen
+    model.train()
+    state = task.init_state(model, "train")
+    with torch.no_grad():
+        for i, batch in enumerate(task.train_batches(0)):
+            if i >= batches:
+                break
+            _, state = task.loss(model, batch, state, arch)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
 def _all_finite(state, device) -> torch.Tensor:
     """0-dim bool tensor: every element of the recurrent state (tensor, tuple or None) is finite."""
     ok = torch.ones((), dtype=torch.bool, device=device)

@@ -50,22 +50,26 @@ def test_derive_estimator_follows_the_search_or_the_option():
 
 
 def _options(**given) -> dict:
-    return {"valid_batches": 4, "seed": 7, "steps": None, "lr": None, "workers": None, **given}
+    return {"valid_batches": 4, "seed": 7, "steps": None, "lr": None, "workers": None, "recalibrate_bn": None,
+            **given}
 
 
 def test_derive_inherit_options_take_the_searchs_inherit_setting_or_the_given_steps():
     searched = {"name": "inherit", "options": {"epochs": 1, "steps_per_epoch": 10, "lr": 0.02, "valid_batches": 1,
                                                "workers": 3, "engine": "inline", "failure_reward": 0.0,
-                                               "journal": "evaluations.jsonl", "seed": None, "retries": 2}}
+                                               "journal": "evaluations.jsonl", "seed": None, "retries": 2,
+                                               "recalibrate_bn": 10}}
     options = runs.derive_inherit_options({"evaluator": searched}, _options())
     assert (options["steps_per_epoch"], options["lr"], options["workers"], options["engine"]) == (10, 0.02, 3, "inline")
     assert options["valid_batches"] == 4 and options["seed"] == 7 and options["retries"] == 2   # derive's subset
     assert math.isnan(options["failure_reward"]) and options["journal"] is None and options["mode"] == "sync"
-    options = runs.derive_inherit_options({"evaluator": searched}, _options(steps=20, lr=0.1, workers=1))
-    assert (options["steps_per_epoch"], options["lr"], options["workers"]) == (20, 0.1, 1)
+    assert options["recalibrate_bn"] == 10
+    options = runs.derive_inherit_options({"evaluator": searched}, _options(steps=20, lr=0.1, workers=1,
+                                                                           recalibrate_bn=0))
+    assert (options["steps_per_epoch"], options["lr"], options["workers"], options["recalibrate_bn"]) == (20, 0.1, 1, 0)
     one_shot = {"name": "one_shot", "options": {"something": 1}}
     options = runs.derive_inherit_options({"evaluator": one_shot}, _options(steps=5))
-    assert (options["steps_per_epoch"], options["lr"], options["workers"]) == (5, None, 2)
+    assert (options["steps_per_epoch"], options["lr"], options["workers"], options["recalibrate_bn"]) == (5, None, 2, 0)
     assert "something" not in options and "epochs" not in options
     with pytest.raises(UserError, match="give derive.steps=<training steps per candidate>; the search "
                                         r"\(evaluator=one_shot\) has no inherit setting"):
@@ -113,7 +117,7 @@ def test_derive_scores_with_the_searchs_own_estimator(tmp_path):
     # a search config saved before derive had an estimator: the search's own (here one-shot)
     checkpoint = one_shot_run / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)
-    for key in ("estimator", "steps", "lr", "workers"):
+    for key in ("estimator", "steps", "lr", "workers", "recalibrate_bn"):
         del state["config"]["derive"][key]
     torch.save(state, checkpoint)
     run_command("enas-derive", f"run_dir={one_shot_run}")

@@ -97,6 +97,37 @@ def test_inline_sync_is_deterministic_and_applies_knobs(digits, tmp_path):
     assert fresh.state_dict() == state == {"phase": 0, "index": 3, "evaluated": 3, "reused": 0, "failed": 0}
 
 
+def test_recalibrated_bn_statistics_score_a_short_child(digits, monkeypatch):
+    """recalibrate_bn=n: the child's BN running statistics are re-estimated on n training batches
+    before its reward (the reward then differs); off (0), the job and the journal fingerprint
+    are those of runs made before the option existed."""
+    import enas.training
+    space, sizes = setup(digits)
+    archs = archs_of(space, 2)
+    plain = make(digits, space, sizes, engine="inline", steps_per_epoch=2)
+    assert "recalibrate_bn" not in plain.make_job(archs[0], 0)["training"]
+    calls = []
+    original = enas.training.recalibrate_bn
+
+    def spy(model, task, arch, batches):
+        calls.append(batches)
+        original(model, task, arch, batches)
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert norms and all(m.num_batches_tracked.item() == batches and m.momentum == 0.1 for m in norms)
+
+    monkeypatch.setattr(enas.training, "recalibrate_bn", spy)
+    recalibrated = make(digits, space, sizes, engine="inline", steps_per_epoch=2, recalibrate_bn=3)
+    assert recalibrated.make_job(archs[0], 0)["training"]["recalibrate_bn"] == 3
+    assert recalibrated.journal.fidelity != plain.journal.fidelity
+    plain.begin_phase(0)
+    recalibrated.begin_phase(0)
+    before, after = plain.scored(archs), recalibrated.scored(archs)
+    assert calls == [3, 3] and [r for r, _ in before] != [r for r, _ in after]
+    assert [digits.score(m) for _, m in after] == [r for r, _ in after]
+    with pytest.raises(UserError, match="recalibrate_bn is a number of training batches >= 0, got -1"):
+        make(digits, space, sizes, engine="inline", recalibrate_bn=-1)
+
+
 def test_train_limit_reaches_the_child_task(digits):
     space, sizes = setup(digits)
     ev = make(digits, space, sizes, engine="inline", train_limit=64)

@@ -222,7 +222,8 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
         "trainer": {"epochs": 2, "sizes": {"channels": 8}}, "seed": 0, "data": {"split_seed": 1}}
     assert config["trainer"]["sizes"] == {"channels": 4}
     cfg = {"num_archs": 3, "one_shot": {"bn": "auto"}, "stats": {"top_fraction": 0.2, "level": 0.95},
-           "report": "rank_check", "estimator": {"name": "one_shot", "steps": 0, "lr": None, "repeats": 1},
+           "report": "rank_check", "estimator": {"name": "one_shot", "steps": 0, "lr": None, "repeats": 1,
+                                                         "recalibrate_bn": 0},
            "ground_truth": {"seeds": [0, 1], "average": 1, "split": "test", "engine": "inline", "workers": 1,
                             "overrides": ["trainer.epochs=3"]}}
     assert rank_check.check_options(cfg) == {"trainer": {"epochs": 3}}
@@ -232,13 +233,16 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
             rank_check.check_options({**cfg, "ground_truth": {**cfg["ground_truth"], key: value}})
     with pytest.raises(UserError, match="at least 2"):
         rank_check.check_options({**cfg, "num_archs": 1})
-    rank_check.check_options({**cfg, "estimator": {"name": "inherit", "steps": 5, "lr": 0.01, "repeats": 2}})
+    rank_check.check_options({**cfg, "estimator": {"name": "inherit", "steps": 5, "lr": 0.01, "repeats": 2,
+                                                   "recalibrate_bn": 10}})
     for estimator, error in [({"name": "proxy"}, "choose one_shot, inherit or standalone"),
                              ({"steps": 3}, "train them first with estimator.name=inherit"),
                              ({"name": "standalone"}, "give estimator.steps >= 1"),
                              ({"name": "inherit", "steps": 2, "lr": 0.0}, "positive learning rate"),
                              ({"name": "inherit", "steps": 2, "repeats": 0}, "estimator.repeats=0: inherit"),
-                             ({"repeats": 2}, "one_shot scores are deterministic")]:
+                             ({"repeats": 2}, "one_shot scores are deterministic"),
+                             ({"recalibrate_bn": 5}, "one_shot.bn=recalibrate"),
+                             ({"name": "inherit", "steps": 2, "recalibrate_bn": -1}, "recalibrate_bn=-1")]:
         with pytest.raises(UserError, match=error):
             rank_check.check_options({**cfg, "estimator": {**cfg["estimator"], **estimator}})
     for report in ("", "runs/x", ".hidden"):

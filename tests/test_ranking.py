@@ -11,9 +11,10 @@ from torch import nn
 
 from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, kendall_tau, measurements,
                           noise_verdict,
-                          one_shot_batches, rank_by_recorded_rewards, rank_report, recalibrate_bn,
-                          sample_architectures, spearman_rho, top_k, top_k_overlap)
+                          one_shot_batches, rank_by_recorded_rewards, rank_report, sample_architectures,
+                          spearman_rho, top_k, top_k_overlap)
 from enas.strategies import build_strategy
+from enas.training import recalibrate_bn
 from tests.helpers import compose_config, run_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -278,6 +279,7 @@ def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe
     options = built["options"]
     assert (options["epochs"], options["steps_per_epoch"], options["lr"], options["valid_batches"]) == (1, 7, None, 4)
     assert math.isnan(options["failure_reward"]) and options["journal"] is None and options["seed"] == 3
+    assert options["recalibrate_bn"] == 0
     assert (options["workers"], options["engine"]) == (2, "inline")
     task = type("Task", (), {"num_train_batches": 5})()
     assert runs._one_pass(4, {**config, "data": {"batch_size": 8}}, task) == 4
@@ -307,6 +309,9 @@ def test_repeated_trained_estimates_average_differently_seeded_trainings(monkeyp
     assert [round(s, 6) for s, _ in scores[:2]] == [0.4, 0.3] and math.isnan(scores[2][0])   # a failure: nan
     assert runs.estimator_label(estimator) == "inherit, 20 steps, mean of 3"
     assert runs.estimator_label({**estimator, "repeats": 1}) == "inherit, 20 steps"
+    assert runs.estimator_label({**estimator, "recalibrate_bn": 10}) == "inherit, 20 steps, BN recalibrated, mean of 3"
     config = {"trainer": {"optim": {"lr": 0.05, "schedule": "cosine"}}}
     assert runs.estimator_description(estimator, config).endswith(
         "(lr 0.05, cosine), the mean of 3 such trainings with other seeds")
+    assert runs.estimator_description({**estimator, "repeats": 1, "recalibrate_bn": 10}, config).endswith(
+        "(lr 0.05, cosine), BN statistics re-estimated on 10 training batches")

@@ -51,7 +51,7 @@ def check_options(cfg: dict) -> dict:
 
 def check_estimator(estimator: dict) -> None:
     """estimator.name is one_shot (no steps, one score) or inherit / standalone with steps >= 1,
-    lr > 0 and repeats >= 1."""
+    lr > 0, repeats >= 1 and recalibrate_bn >= 0."""
     name, steps, lr, repeats = estimator["name"], estimator["steps"], estimator["lr"], estimator["repeats"]
     if name not in EVALUATORS:          # the search evaluators of the same names score the architectures
         raise UserError(f"estimator.name={name!r}: choose one_shot, inherit or standalone")
@@ -65,6 +65,10 @@ def check_estimator(estimator: dict) -> None:
     if repeats < 1 or (name == "one_shot" and repeats != 1):
         raise UserError(f"estimator.repeats={repeats}: inherit / standalone average repeats >= 1 differently "
                         f"seeded trainings; one_shot scores are deterministic (repeats=1)")
+    batches = estimator["recalibrate_bn"]
+    if batches < 0 or (name == "one_shot" and batches):
+        raise UserError(f"estimator.recalibrate_bn={batches}: a number of training batches >= 0 for inherit / "
+                        f"standalone (one-shot scores: one_shot.bn=recalibrate one_shot.bn_batches=n)")
 
 
 @enas_main("rank_check")

@@ -56,6 +56,8 @@ class Standalone(Evaluator):
         mode                       "sync" (whole batches) | "async" (NAS-RL workers)
         retries, failure_reward    a failed child is retried, then rewarded `failure_reward`
         seed                       children's seeds derive from (seed, phase, index)
+        recalibrate_bn             > 0: BN running statistics re-estimated on this many training
+                                   batches before the reward (after a few steps they lag the weights)
         journal                    file name under run_dir for finished evaluations (None: none)
     """
 
@@ -67,12 +69,15 @@ class Standalone(Evaluator):
                  train_limit: int | None = None, width_multiplier: float | None = None, lr: float | None = None,
                  batch_size: int | None = None, valid_batches: int | None = None, workers: int = 1,
                  engine: str = "process", mode: str = "sync", retries: int = 1, failure_reward: float = 0.0,
-                 seed: int = 0, journal: str | None = "evaluations.jsonl"):
+                 seed: int = 0, journal: str | None = "evaluations.jsonl", recalibrate_bn: int = 0):
         from enas.spaces.hyperparams import accepts_size
         if mode not in ("sync", "async"):
             raise ValueError(f"evaluator {self.name}: mode must be 'sync' or 'async', got {mode!r}")
         if epochs < 1:
             raise ValueError(f"evaluator {self.name}: needs epochs >= 1, got {epochs}")
+        if recalibrate_bn < 0:
+            raise ValueError(f"evaluator {self.name}: recalibrate_bn is a number of training batches >= 0, "
+                             f"got {recalibrate_bn}")
         if train_limit is not None and getattr(task, "kind", None) == "lm":
             raise ValueError(f"evaluator {self.name}: train_limit applies to image data; "
                              f"shorten language-model children with steps_per_epoch")
@@ -86,6 +91,8 @@ class Standalone(Evaluator):
         self.seed = int(seed)
         self.training = {"epochs": int(epochs), "steps_per_epoch": steps_per_epoch, "lr": lr,
                          "batch_size": batch_size, "valid_batches": valid_batches}
+        if recalibrate_bn:              # only when on: the journals of runs without it stay valid
+            self.training["recalibrate_bn"] = int(recalibrate_bn)
         self.train_limit = None if train_limit is None else int(train_limit)
         self.sizes = dict(sizes)
         if width_multiplier is not None:
