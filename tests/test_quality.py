@@ -419,8 +419,8 @@ def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
     assert s4[2] == "| random_s0 | -1.00 | 1.00 | -1.00 | -0.82 | 0.82 |" and len(s4) == 4
 
 
-def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tmp_path):
-    from experiments.search_quality.estimators import markdown, paired_rows, summary_rows
+def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tmp_path, capsys):
+    from experiments.search_quality.estimators import main, markdown, paired_rows, summary_rows
 
     def report(tau, label=None, seconds=48.0, scores=(1, 2, 3)):
         pair = {"kendall_tau": tau, "spearman_rho": tau + 0.1, "top_k_overlap": 0.4}
@@ -454,6 +454,12 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
     assert "| one-shot (rank_check_24) | reinforce | 0,1 | 24 | 0.700 | 0.20 ± 0.14 | 0.29 |" in md
     assert "| 0.40 ± 0.00 | -1.00 | 25.0 ± 35.4 | 2.0 ± 0.0 |" in md
     assert "| inherit78 - standalone78 | 0.30 | 1/1 | reinforce 0 |" in md
+    md = markdown(str(tmp_path), ["rank_check_24", "inherit78"], pairs=[("inherit78", "rank_check_24")])
+    assert "| inherit78 - rank_check_24 | 0.20 ± 0.28 | 1/2 | reinforce 0, reinforce 1 |" in md
+    main([str(tmp_path), "rank_check_24", "inherit78", "--pair", "inherit78:rank_check_24"])
+    assert "| inherit78 - rank_check_24 | 0.20 ± 0.28 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "inherit78", "--pair", "inherit78"])
 
 
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):

@@ -11,8 +11,9 @@ mean Kendall tau between the scores of two supernets or seeds: an estimator that
 agree with itself cannot agree with the ground truth), the ground-truth percentile of the
 architecture it ranks first (what a derive among these architectures would get) and the
 scoring time per architecture; then,
-for each `inherit<k>` with a `standalone<k>` beside it, the paired difference of their taus
-on the same supernets (what the shared weights add to k training steps).
+for each `inherit<k>` with a `standalone<k>` beside it (or each `--pair REPORT:BASELINE`), the
+paired difference of their taus on the same supernets (what the shared weights add to k
+training steps).
 """
 
 from __future__ import annotations
@@ -81,13 +82,17 @@ def summary_rows(runs: str, reports: list[str]) -> list[dict]:
     return rows
 
 
-def paired_rows(runs: str, reports: list[str]) -> list[dict]:
-    """For each inherit<k> with standalone<k> among `reports`: tau(inherit) - tau(standalone) on each supernet."""
+def default_pairs(reports: list[str]) -> list[tuple[str, str]]:
+    """(inherit<k>, standalone<k>) for each such pair among `reports`."""
+    return [(report, "standalone" + report[len("inherit"):]) for report in reports
+            if report.startswith("inherit") and "standalone" + report[len("inherit"):] in reports]
+
+
+def paired_rows(runs: str, reports: list[str], pairs: list[tuple[str, str]] | None = None) -> list[dict]:
+    """For each (report, baseline) of `pairs` (default: inherit<k> with standalone<k> among
+    `reports`): tau(report) - tau(baseline) on each supernet that has both."""
     rows = []
-    for report in reports:
-        if not report.startswith("inherit") or "standalone" + report[len("inherit"):] not in reports:
-            continue
-        baseline = "standalone" + report[len("inherit"):]
+    for report, baseline in default_pairs(reports) if pairs is None else pairs:
         inherit, standalone = load_reports(runs, report), load_reports(runs, baseline)
         both = sorted(set(inherit) & set(standalone))
         if not both:
@@ -98,7 +103,7 @@ def paired_rows(runs: str, reports: list[str]) -> list[dict]:
     return rows
 
 
-def markdown(runs: str, reports: list[str]) -> str:
+def markdown(runs: str, reports: list[str], pairs: list[tuple[str, str]] | None = None) -> str:
     lines = ["| estimator (report) | supernets of | seeds | archs | noise-ceiling tau | Kendall tau (mean ± sd) "
              "| share of ceiling | Spearman rho | top-20% overlap | self-agreement tau | top pick's percentile "
              "| scoring s / arch |",
@@ -109,9 +114,9 @@ def markdown(runs: str, reports: list[str]) -> str:
                      f"{r['num_archs']} | {r['ceiling']:.3f} | {mean_sd(r['taus'])} | {share:.2f} | "
                      f"{mean_sd(r['rho'])} | {mean_sd(r['top_k'])} | {mean_sd(r['self_tau'])} | "
                      f"{mean_sd(r['top_pick'], 1)} | {mean_sd(r['seconds'], 1)} |")
-    paired = paired_rows(runs, reports)
+    paired = paired_rows(runs, reports, pairs)
     if paired:
-        lines += ["", "| inherit - standalone, same supernets | tau difference (mean ± sd) | inherit ahead | runs |",
+        lines += ["", "| report - baseline, same supernets | tau difference (mean ± sd) | report ahead | runs |",
                   "|---|---|---|---|"]
         for p in paired:
             lines.append(f"| {p['inherit']} - {p['standalone']} | {mean_sd(p['diffs'])} | "
@@ -123,8 +128,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", help="folder of <strategy>_s<seed> search runs")
     parser.add_argument("reports", nargs="+", help="rank-check report stems (report=... of enas-rank-check)")
+    parser.add_argument("--pair", action="append", metavar="REPORT:BASELINE",
+                        help="paired tau difference of two reports (default: each inherit<k> with standalone<k>)")
     args = parser.parse_args(argv)
-    sys.stdout.write(markdown(args.runs, args.reports))
+    pairs = None if args.pair is None else [tuple(p.split(":", 1)) for p in args.pair]
+    if pairs is not None and any(len(p) != 2 for p in pairs):
+        parser.error("--pair takes REPORT:BASELINE")
+    sys.stdout.write(markdown(args.runs, args.reports, pairs))
 
 
 if __name__ == "__main__":

@@ -176,11 +176,13 @@ $BIN/enas-beats-random "${TASK[@]}" 'strategies=[reinforce]' 'seeds=[0,1]' num_r
 $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $OUT/inherit_search/reinforce-seed0/search \
     --workers 2 > $OUT/inherit_search/placed.jsonl
 
-# 6. Fifth session: derive with a better estimator (README section 2d). The pool trained again
-#    (the command of step 5, a fresh /tmp), three one-shot REINFORCE searches and three REINFORCE
-#    searches rewarded by 10 inherited steps (evaluator workers 1: two searches ran side by side);
-#    each derived with the shared weights and with 20 inherited steps per candidate (the inherit
-#    searches also with their own estimator, 10 steps); every pick placed in the pool.
+# 6. Fifth session: derive with a better estimator, and BN recalibration of short trainings
+#    (README section 2d). The pool trained again (the command of step 5, a fresh /tmp); three
+#    one-shot REINFORCE searches and two REINFORCE searches rewarded by 10 inherited steps
+#    (evaluator workers 1: two searches ran side by side; seed 2 dropped for time), each derived
+#    with the shared weights and with 20 inherited steps per candidate (the inherit searches also
+#    with their own estimator); every pick placed in the pool; rank checks of the one-shot
+#    supernets with inherited steps, with and without BN recalibration.
 $BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
     out_dir=$OUT/pool24
 S5=$OUT/s5
@@ -191,11 +193,24 @@ for seed in 0 1 2; do
     $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=$seed hydra.run.dir=$S5/reinforce_s$seed
     pick $S5/reinforce_s$seed one_shot
     pick $S5/reinforce_s$seed inherit20 estimator=inherit steps=20
+done
+for seed in 0 1; do
     $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=$seed evaluator=inherit evaluator.options.steps_per_epoch=10 \
         evaluator.options.valid_batches=1 evaluator.options.workers=1 hydra.run.dir=$S5/inherit_s$seed
     pick $S5/inherit_s$seed own                     # the search's own estimator: 10 inherited steps
     pick $S5/inherit_s$seed inherit20 estimator=inherit steps=20
-    pick $S5/inherit_s$seed one_shot estimator=one_shot
 done
+pick $S5/inherit_s0 one_shot estimator=one_shot
 $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S5/*_s?/pick_* --workers 2 > $S5/placed.jsonl
 $BIN/python -m experiments.search_quality.picks $S5/placed.jsonl > experiments/search_quality/picks.md
+for s in 0 1 2; do
+    search=$S5/reinforce_s$s
+    ln -sfn "$(realpath $OUT/pool24/random)" $search/rank_check_runs
+    rank_check $search rank_check_24
+    rank_check $search inherit20 estimator.name=inherit estimator.steps=20
+    rank_check $search inherit20bn estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20
+    rank_check $search inherit10bn estimator.name=inherit estimator.steps=10 estimator.recalibrate_bn=20
+done
+$BIN/python -m experiments.search_quality.estimators $S5 rank_check_24 inherit20 inherit20bn inherit10bn \
+    --pair inherit20bn:inherit20 --pair inherit20:rank_check_24 --pair inherit10bn:rank_check_24 \
+    > experiments/search_quality/estimators_bn.md
