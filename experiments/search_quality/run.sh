@@ -202,7 +202,6 @@ for seed in 0 1; do
 done
 pick $S5/inherit_s0 one_shot estimator=one_shot
 $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S5/*_s?/pick_* --workers 2 > $S5/placed.jsonl
-$BIN/python -m experiments.search_quality.picks $S5/placed.jsonl > experiments/search_quality/picks.md
 for s in 0 1 2; do
     search=$S5/reinforce_s$s
     ln -sfn "$(realpath $OUT/pool24/random)" $search/rank_check_runs
@@ -211,6 +210,12 @@ for s in 0 1 2; do
     rank_check $search inherit20bn estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20
     rank_check $search inherit10bn estimator.name=inherit estimator.steps=10 estimator.recalibrate_bn=20
 done
+for s in 0 1 2; do      # after the rank checks showed what recalibration does: derive with it too
+    pick $S5/reinforce_s$s inherit20bn estimator=inherit steps=20 recalibrate_bn=20
+    $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S5/reinforce_s$s/pick_inherit20bn \
+        --workers 2 >> $S5/placed.jsonl
+done
 $BIN/python -m experiments.search_quality.estimators $S5 rank_check_24 inherit20 inherit20bn inherit10bn \
     --pair inherit20bn:inherit20 --pair inherit20:rank_check_24 --pair inherit10bn:rank_check_24 \
     > experiments/search_quality/estimators_bn.md
+$BIN/python -m experiments.search_quality.picks $S5/placed.jsonl > experiments/search_quality/picks.md
