@@ -238,7 +238,8 @@ def test_rank_check_end_to_end(tmp_path):
     assert "networks from scratch" not in out and "inherit, 2 steps tau" in out and "the one-shot tau" not in out
     assert "one pass over the training data" not in out
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
-    assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "repeats": 1, "label": "inherit, 2 steps"}
+    assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "repeats": 1, "recalibrate_bn": 0,
+                                    "label": "inherit, 2 steps"}
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
     assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
