@@ -282,6 +282,7 @@ def _child_trainer_cfg(trainer: dict, training: dict) -> dict:
     out["log_every"] = 0
     for key in ("epochs", "steps_per_epoch", "valid_batches"):
         out[key] = training[key]
+    out["recalibrate_bn"] = training.get("recalibrate_bn", 0)     # before each validation (TrainSettings)
     for key in ("lr", "weight_decay"):
         if training.get(key) is not None:
             out["optim"][key] = float(training[key])
@@ -295,7 +296,6 @@ def run_child(job: dict) -> dict:
     Returns {"reward", "metrics", "seconds", "pid"}.
     """
     from enas.final import Trainer
-    from enas.training import recalibrate_bn
     t0 = time.time()
     recipe, training = job["recipe"], job["training"]
     data = dict(recipe["data"])
@@ -320,10 +320,7 @@ def run_child(job: dict) -> dict:
     trainer.run()
     # The last epoch's validation is trainer.evaluate("valid", valid_batches) of the final model.
     last = trainer.history[-1] if trainer.history else None
-    if training.get("recalibrate_bn"):
-        recalibrate_bn(model, task, None, training["recalibrate_bn"])
-        metrics = trainer.evaluate("valid", trainer_cfg.get("valid_batches"))
-    elif last is None:
+    if last is None:
         metrics = trainer.evaluate("valid", trainer_cfg.get("valid_batches"))
     else:
         metrics = {k[len("valid_"):]: v for k, v in last.items() if k.startswith("valid_")}
@@ -400,7 +397,7 @@ def train_settings(trainer: dict):
         grad_clip=optim.get("grad_clip", 0.0), aux_weight=trainer.get("aux_weight", 0.0),
         drop_path=trainer.get("drop_path", 0.0), valid_batches=trainer.get("valid_batches"),
         log_every=trainer.get("log_every", 100), max_nonfinite=trainer.get("max_nonfinite", 10),
-        keep_checkpoints=trainer.get("keep_checkpoints", 2))
+        keep_checkpoints=trainer.get("keep_checkpoints", 2), recalibrate_bn=trainer.get("recalibrate_bn", 0))
 
 
 def _few_shot(space, supernet, section: dict | None, settings):

@@ -25,6 +25,7 @@ from enas.logs import Eta
 from enas.rng import global_rng_state, restore_global_rng_state
 from enas.tasks import format_metric
 from enas.tb import log_scalars
+from enas import training
 from enas.training import DivergenceWatch, StepRunner, eval_mode
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class TrainSettings:
     checkpoint_every_epoch: bool = True
     max_nonfinite: int = 10
     keep_checkpoints: int = 2              # checkpoint.pt, checkpoint.prev.pt, ...
+    recalibrate_bn: int = 0                # > 0: BN statistics re-estimated on this many batches before validation
 
 
 class Trainer:
@@ -113,6 +115,8 @@ class Trainer:
         summary = {"epoch": self.epoch + 1, "train_loss": total / max(count, 1), "lr": lr,
                    "seconds": time.time() - t0}
         self.dist.average_buffers(self.model)   # BatchNorm running statistics of every shard
+        if self.s.recalibrate_bn:                # a short training's running statistics lag its weights
+            training.recalibrate_bn(self.model, self.task, None, self.s.recalibrate_bn)
         valid = self.evaluate("valid", self.s.valid_batches)
         summary.update({f"valid_{k}": v for k, v in valid.items()})
         log_scalars(self.writer, self.prefix, {k: v for k, v in summary.items() if k != "epoch"}, self.global_step)
