@@ -584,8 +584,24 @@ def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches
                    "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
                    "seed": config["seed"] + repeat, "journal": None,
                    "recalibrate_bn": estimator.get("recalibrate_bn", 0)}
-        rewards.append([reward for reward, _ in trained_scores(config, loop, estimator["name"], archs, options, device)])
+        repeat_config = reseeded(config, config["seed"] + repeat)
+        rewards.append([reward for reward, _ in
+                        trained_scores(repeat_config, loop, estimator["name"], archs, options, device)])
     return [(float(np.mean(column)), {}) for column in zip(*rewards)]
+
+
+def reseeded(config: dict, seed: int) -> dict:
+    """`config` with another run seed and the same data split.
+
+    A child's batch order comes from its recipe's data seed (the run seed; `child_recipe`), not
+    from the child's own seed, so children of one recipe train on the same batches (an inherited
+    child then trains identically whatever its seed). A training repeated to average out that
+    noise needs another data seed; an image split drawn from the run seed (`split_seed: null`)
+    is pinned to the old seed so every repeat holds out the same images."""
+    data = dict(config["data"])
+    if "split_seed" in data and data["split_seed"] is None:
+        data["split_seed"] = config["seed"]
+    return {**config, "seed": seed, "data": data}
 
 
 def run_beats_random(options: dict, config: dict, out_dir: str, overrides: list[str], search_runs) -> dict:

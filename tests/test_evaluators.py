@@ -241,6 +241,32 @@ def test_inherited_weights_start_with_a_lower_loss(digits):
         make(digits, space, sizes, name="inherit", supernet=supernet, width_multiplier=0.5)
 
 
+def test_repeated_inherit_estimates_train_on_other_batches(digits):
+    """A rank check's estimator.repeats=k trains each inherited child k times on other batch orders
+    (another data seed, the same split): the repeats differ, so their mean is not one training."""
+    from types import SimpleNamespace
+    from enas import runs
+    space, sizes = setup(digits, space_name="macro_cnn", structure={"num_layers": 3}, sizes={"channels": 8})
+    torch.manual_seed(0)
+    loop = SimpleNamespace(task=digits, space=space, supernet=space.build_supernet(**sizes), metadata={"sizes": sizes})
+    config = {"data": {**DATA, "split_seed": None}, "trainer": TRAINER, "seed": 3}
+    archs = archs_of(space, 3)
+    truth = {"workers": 1, "engine": "inline"}
+    once = {"name": "inherit", "steps": 5, "lr": 0.1, "repeats": 1}
+
+    def scores(estimator):
+        return [s for s, _ in runs._trained_estimates(estimator, config, loop, archs, None, truth, "cpu")]
+
+    first = scores(once)
+    assert scores(once) == first                                         # one training is repeatable
+    second = [2 * m - f for m, f in zip(scores({**once, "repeats": 2}), first)]
+    assert any(abs(a - b) > 1e-6 for a, b in zip(first, second)), (first, second)
+    again = runs.reseeded(config, 4)
+    assert again["seed"] == 4 and again["data"]["split_seed"] == 3 and config["data"]["split_seed"] is None
+    assert runs.reseeded({**config, "data": {**DATA, "split_seed": 0}}, 4)["data"]["split_seed"] == 0
+    assert "split_seed" not in runs.reseeded({"data": {"name": "ptb"}, "seed": 1}, 2)["data"]     # no split to pin
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["smoke_nas_cnn", "smoke_nas_rnn"])
 def test_smoke_search_derive_train(preset, tmp_path):
