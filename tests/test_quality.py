@@ -488,3 +488,16 @@ def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys
     main([str(placed), "--baseline", "inherit20"])
     out = capsys.readouterr().out
     assert "minus that of the inherit20 pick" in out and "| reinforce | one_shot | -18.8 ± 26.5 | 0 / 1 / 1 |" in out
+    # random search's picks: 50.0 (one_shot, inherit20 beside it at 25.0) on one seed
+    for pick, percentile in (("one_shot", 50.0), ("inherit20", 25.0)):
+        folder = tmp_path / "random_s0" / f"pick_{pick}"
+        folder.mkdir(parents=True)
+        (folder / "arch.json").write_text(json.dumps({"choices": [7]}))
+        lines.append(json.dumps({"search": str(folder), "value": percentile / 100, "percentile": percentile}))
+    placed.write_text("\n".join(lines) + "\n")
+    main([str(placed), "--versus", "reinforce:random"])
+    out = capsys.readouterr().out
+    # inherit20: reinforce 87.5 and 25.0 against 25.0: ahead in one pair, tied in the other
+    assert "| inherit20 | 2 | 1 | 31.2 | 0.75 |" in out and "| one_shot | 2 | 1 | -12.5 | 0.25 |" in out
+    with pytest.raises(SystemExit):
+        main([str(placed), "--versus", "reinforce"])

@@ -7,7 +7,10 @@ Reads the JSON lines of `place_derived.py` for searches laid out as <runs>/<sear
 prints, per (search, estimator of the pick), the percentile of the picked architecture among
 the pool's random ones (mean ± sd over the seeds, and each seed's), its test accuracy, and how
 many seeds picked the same architecture as another estimator did on the same supernet; then
-the paired difference of each estimator against the first one named in --baseline.
+the paired difference of each estimator against the first one named in --baseline; with
+`--versus A:B` (e.g. reinforce:random), for each estimator that picked in both kinds of search,
+how far A's picks are ahead of B's (the searches are not paired: the difference of the means,
+and the share of (A seed, B seed) pairs in which A's pick is placed higher, ties counting half).
 """
 
 from __future__ import annotations
@@ -72,16 +75,38 @@ def markdown(picks: dict[tuple[str, str], dict[int, dict]], baseline: str) -> st
     return "\n".join(lines) + "\n"
 
 
+def versus(picks: dict[tuple[str, str], dict[int, dict]], first: str, second: str) -> str:
+    """Searches `first` against `second` (e.g. reinforce against random search), per estimator of
+    the pick: the difference of the mean percentiles and the probability of superiority (the
+    share of seed pairs in which `first`'s pick is placed higher; ties count half)."""
+    lines = ["", f"{first} against {second} (not paired: different supernets)", "",
+             f"| derive picks by | {first} seeds | {second} seeds | difference of the means | "
+             f"share of pairs with {first} ahead |", "|---|---|---|---|---|"]
+    for pick in sorted({p for s, p in picks if s == first} & {p for s, p in picks if s == second}):
+        a = [e["percentile"] for e in picks[(first, pick)].values()]
+        b = [e["percentile"] for e in picks[(second, pick)].values()]
+        ahead = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / (len(a) * len(b))
+        lines.append(f"| {pick} | {len(a)} | {len(b)} | {sum(a) / len(a) - sum(b) / len(b):.1f} | {ahead:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("placed", nargs="+", help="place_derived.py output files (JSON lines)")
     parser.add_argument("--baseline", default="one_shot", help="the pick the others are compared with")
+    parser.add_argument("--versus", action="append", default=[], metavar="A:B",
+                        help="searches A against searches B (e.g. reinforce:random), per estimator of the pick")
     args = parser.parse_args(argv)
+    if any(len(v.split(":")) != 2 for v in args.versus):
+        parser.error("--versus takes A:B")
     lines = []
     for path in args.placed:
         with open(path) as f:
             lines += f.readlines()
-    sys.stdout.write(markdown(load_picks(lines), args.baseline))
+    picks = load_picks(lines)
+    sys.stdout.write(markdown(picks, args.baseline))
+    for pair in args.versus:
+        sys.stdout.write(versus(picks, *pair.split(":")))
 
 
 if __name__ == "__main__":
