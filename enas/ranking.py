@@ -371,7 +371,8 @@ def format_rank_report(report: dict, title: str, image: str = "rank_check.png") 
 
 def rank_check_rows(space, archs: Sequence[Architecture], one_shot: Sequence[tuple[float, dict]],
                     table: Sequence[Sequence[float]], metric: str) -> list[dict]:
-    """One row per architecture: its choices, one-shot score, metric and loss, trained metric per seed and mean."""
+    """One row per architecture: its choices, the estimator's score, metric and loss (`one_shot_*`
+    whatever the estimator), trained metric per seed and mean."""
     rows = []
     for i, arch in enumerate(archs):
         score, metrics = one_shot[i]
@@ -380,7 +381,7 @@ def rank_check_rows(space, archs: Sequence[Architecture], one_shot: Sequence[tup
         rows.append({"choices": space.arch_to_dict(arch)["choices"], "genotype": space.describe(arch),
                      "one_shot_score": float(score), "ground_truth": trained,
                      "ground_truth_mean": float(np.mean(finite)) if len(finite) == len(trained) else math.nan})
-        for key in dict.fromkeys((metric, "loss")):    # the one-shot metrics (a trained estimator: its score only)
+        for key in dict.fromkeys((metric, "loss")):    # the estimator's validation metrics, where it has them
             if key in metrics:
                 rows[-1][f"one_shot_{key}"] = float(metrics[key])
     return rows

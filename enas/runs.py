@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -573,21 +574,30 @@ def _one_pass(steps: int, config: dict, task) -> int:
 
 def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches: int | None, truth: dict,
                        device) -> list[tuple[float, dict]]:
-    """(validation score, {}) of each architecture after `estimator["steps"]` training steps, starting
-    from the supernet's weights (inherit) or from scratch (standalone): the search evaluators of
-    the same names, with the ground-truth recipe's data and trainer; a failed child scores nan.
-    With `repeats` k > 1 the score is the mean of k trainings seeded search seed + 0 .. k-1 (the
-    children's batch order and initialisation differ; nan when one of them failed)."""
-    rewards = []
+    """(validation score, validation metrics) of each architecture after `estimator["steps"]`
+    training steps, starting from the supernet's weights (inherit) or from scratch (standalone):
+    the search evaluators of the same names, with the ground-truth recipe's data and trainer; a
+    failed child scores nan (and has no metrics).
+    With `repeats` k > 1 the score and each metric are the means of k trainings seeded search
+    seed + 0 .. k-1 (the children's batch order and initialisation differ; nan when one of them failed)."""
+    runs = []
     for repeat in range(estimator.get("repeats", 1)):
         options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
                    "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
                    "seed": config["seed"] + repeat, "journal": None,
                    "recalibrate_bn": estimator.get("recalibrate_bn", 0)}
         repeat_config = reseeded(config, config["seed"] + repeat)
-        rewards.append([reward for reward, _ in
-                        trained_scores(repeat_config, loop, estimator["name"], archs, options, device)])
-    return [(float(np.mean(column)), {}) for column in zip(*rewards)]
+        runs.append(trained_scores(repeat_config, loop, estimator["name"], archs, options, device))
+    return [_mean_estimate(trainings) for trainings in zip(*runs)]
+
+
+def _mean_estimate(trainings: Sequence[tuple[float, dict | None]]) -> tuple[float, dict]:
+    """(mean reward, mean of each metric) of one architecture's repeated trainings; the metrics
+    only when every training has them."""
+    metrics = [m for _, m in trainings if m]
+    keys = set.intersection(*(set(m) for m in metrics)) if len(metrics) == len(trainings) else set()
+    return (float(np.mean([reward for reward, _ in trainings])),
+            {k: float(np.mean([m[k] for m in metrics])) for k in sorted(keys)})
 
 
 def reseeded(config: dict, seed: int) -> dict:

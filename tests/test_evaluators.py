@@ -259,6 +259,8 @@ def test_repeated_inherit_estimates_train_on_other_batches(digits):
 
     first = scores(once)
     assert scores(once) == first                                         # one training is repeatable
+    estimates = runs._trained_estimates(once, config, loop, archs, None, truth, "cpu")
+    assert all(set(metrics) == {"acc", "loss"} and metrics["acc"] == score for score, metrics in estimates)
     second = [2 * m - f for m, f in zip(scores({**once, "repeats": 2}), first)]
     assert any(abs(a - b) > 1e-6 for a, b in zip(first, second)), (first, second)
     again = runs.reseeded(config, 4)

@@ -243,7 +243,8 @@ def test_rank_check_end_to_end(tmp_path):
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
     assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
-    assert all(0 <= r["one_shot_score"] <= 1 and "one_shot_loss" not in r for r in inherit["rows"])
+    assert all(0 <= r["one_shot_score"] <= 1 and r["one_shot_acc"] == r["one_shot_score"] and r["one_shot_loss"] > 0
+               for r in inherit["rows"])              # the trained estimate's validation metrics are kept
     assert "![scatter](rank_check_inherit.png)" in (run_dir / "rank_check_inherit.md").read_text()
     assert (run_dir / "rank_check_inherit.png").read_bytes()[:8] == PNG_SIGNATURE
     assert json.loads((run_dir / "rank_check.json").read_text())["rows"] == report["rows"]   # untouched
@@ -300,14 +301,16 @@ def test_repeated_trained_estimates_average_differently_seeded_trainings(monkeyp
     def fake_trained_scores(config, loop, name, archs, options, device):
         seeds.append(options["seed"])
         by_seed = {5: [0.2, 0.4, math.nan], 6: [0.4, 0.4, 0.5], 7: [0.6, 0.1, 0.5]}
-        return [(r, None) for r in by_seed[options["seed"]]]
+        return [(r, None if r != r else {"acc": r, "loss": 1 - r}) for r in by_seed[options["seed"]]]
 
     monkeypatch.setattr(runs, "trained_scores", fake_trained_scores)
     estimator = {"name": "inherit", "steps": 20, "lr": None, "repeats": 3}
-    scores = runs._trained_estimates(estimator, {"seed": 5}, None, ["a", "b", "c"], 4,
+    scores = runs._trained_estimates(estimator, {"seed": 5, "data": {"split_seed": None}}, None, ["a", "b", "c"], 4,
                                      {"workers": 1, "engine": "inline"}, "cpu")
     assert seeds == [5, 6, 7]
     assert [round(s, 6) for s, _ in scores[:2]] == [0.4, 0.3] and math.isnan(scores[2][0])   # a failure: nan
+    assert {k: round(v, 6) for k, v in scores[1][1].items()} == {"acc": 0.3, "loss": 0.7}     # mean metrics
+    assert scores[2][1] == {}                                     # a failed training: no metrics to average
     assert runs.estimator_label(estimator) == "inherit, 20 steps, mean of 3"
     assert runs.estimator_label({**estimator, "repeats": 1}) == "inherit, 20 steps"
     assert runs.estimator_label({**estimator, "recalibrate_bn": 10}) == "inherit, 20 steps, BN recalibrated, mean of 3"
