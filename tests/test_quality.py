@@ -460,6 +460,15 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
     assert "| inherit78 - rank_check_24 | 0.20 ± 0.28 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([str(tmp_path), "inherit78", "--pair", "inherit78"])
+    # --loss: reports whose rows keep the estimator's loss, ranked by accuracy and by -loss
+    lossy = report(0.2, "inherit, 78 steps")
+    for row, loss in zip(lossy["rows"], (2.0, 1.0, 1.5)):       # by loss: the truth's order (0.3, 0.5, 0.4)
+        row["one_shot_loss"] = loss
+    (tmp_path / "reinforce_s0" / "inherit20.json").write_text(json.dumps(lossy))
+    main([str(tmp_path), "inherit20", "inherit78", "--loss"])
+    out = capsys.readouterr().out
+    assert "| inherit20 | reinforce | 0 | 0.33 | 1.00 | 1/1 |" in out and "| inherit78 | reinforce |" not in out.split(
+        "Ranked by accuracy or by loss")[1]
 
 
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):

@@ -13,7 +13,9 @@ architecture it ranks first (what a derive among these architectures would get) 
 scoring time per architecture; then,
 for each `inherit<k>` with a `standalone<k>` beside it (or each `--pair REPORT:BASELINE`), the
 paired difference of their taus on the same supernets (what the shared weights add to k
-training steps).
+training steps). With `--loss`, a last table ranks the same estimates by their validation loss
+instead of their accuracy (reports whose rows keep `one_shot_loss`; each tau against the mean of
+all the ground-truth trainings).
 """
 
 from __future__ import annotations
@@ -103,6 +105,36 @@ def paired_rows(runs: str, reports: list[str], pairs: list[tuple[str, str]] | No
     return rows
 
 
+def loss_rows(runs: str, reports: list[str]) -> list[dict]:
+    """Per (report, strategy), over the supernets whose rows keep the estimator's validation loss:
+    Kendall tau with the mean ground truth of the accuracy score and of the negated loss (a lower
+    loss ranks higher)."""
+    rows = []
+    for report in reports:
+        by_run = {k: r for k, r in load_reports(runs, report).items()
+                  if all("one_shot_loss" in row for row in r["rows"])}
+        for strategy in sorted({s for s, _ in by_run}):
+            found = [by_run[key] for key in sorted(by_run) if key[0] == strategy]
+            kept = [[row for row in r["rows"] if row["ground_truth_mean"] == row["ground_truth_mean"]] for r in found]
+            truth = [[row["ground_truth_mean"] for row in k] for k in kept]
+            rows.append({"report": report, "strategy": strategy,
+                         "seeds": sorted(seed for s, seed in by_run if s == strategy),
+                         "by_score": [kendall_tau([row["one_shot_score"] for row in k], t) for k, t in zip(kept, truth)],
+                         "by_loss": [kendall_tau([-row["one_shot_loss"] for row in k], t) for k, t in zip(kept, truth)]})
+    return rows
+
+
+def loss_markdown(runs: str, reports: list[str]) -> str:
+    """The table of `loss_rows`."""
+    lines = ["", "Ranked by accuracy or by loss (tau with the mean of all ground-truth trainings)", "",
+             "| report | supernets of | seeds | tau by accuracy | tau by loss | loss ahead |", "|---|---|---|---|---|---|"]
+    for r in loss_rows(runs, reports):
+        ahead = sum(b > a for a, b in zip(r["by_score"], r["by_loss"]))
+        lines.append(f"| {r['report']} | {r['strategy']} | {','.join(map(str, r['seeds']))} | {mean_sd(r['by_score'])} "
+                     f"| {mean_sd(r['by_loss'])} | {ahead}/{len(r['seeds'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(runs: str, reports: list[str], pairs: list[tuple[str, str]] | None = None) -> str:
     lines = ["| estimator (report) | supernets of | seeds | archs | noise-ceiling tau | Kendall tau (mean ± sd) "
              "| share of ceiling | Spearman rho | top-20% overlap | self-agreement tau | top pick's percentile "
@@ -130,11 +162,14 @@ def main(argv=None) -> None:
     parser.add_argument("reports", nargs="+", help="rank-check report stems (report=... of enas-rank-check)")
     parser.add_argument("--pair", action="append", metavar="REPORT:BASELINE",
                         help="paired tau difference of two reports (default: each inherit<k> with standalone<k>)")
+    parser.add_argument("--loss", action="store_true", help="also rank each estimate by its validation loss")
     args = parser.parse_args(argv)
     pairs = None if args.pair is None else [tuple(p.split(":", 1)) for p in args.pair]
     if pairs is not None and any(len(p) != 2 for p in pairs):
         parser.error("--pair takes REPORT:BASELINE")
     sys.stdout.write(markdown(args.runs, args.reports, pairs))
+    if args.loss:
+        sys.stdout.write(loss_markdown(args.runs, args.reports))
 
 
 if __name__ == "__main__":

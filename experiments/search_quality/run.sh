@@ -219,3 +219,35 @@ $BIN/python -m experiments.search_quality.estimators $S5 rank_check_24 inherit20
     --pair inherit20bn:inherit20 --pair inherit20:rank_check_24 --pair inherit10bn:rank_check_24 \
     > experiments/search_quality/estimators_bn.md
 $BIN/python -m experiments.search_quality.picks $S5/placed.jsonl > experiments/search_quality/picks.md
+
+# 7. Sixth session: more seeds (README section 2e). Three more one-shot REINFORCE supernets
+#    (seeds 3-5) and four one-shot random-search supernets (seeds 0-3) with the preset, each derived
+#    by its shared weights and by 20 inherited steps with BN recalibration, every pick placed in
+#    the pool of step 6; rank checks of each supernet (one-shot, inherit 20 + recalibration);
+#    the mean of 2 recalibrated inherit estimates on the supernets of step 6 (estimator.repeats=2,
+#    after the fix that gives each repeat its own batch order). Everything in $OUT/s6, collected
+#    with the runs of step 6 in $OUT/all (links), so the tables cover every supernet.
+S6=$OUT/s6
+mkdir -p $OUT/all
+for s in 0 1 2; do ln -sfn "$(realpath $S5/reinforce_s$s)" $OUT/all/reinforce_s$s; done
+for run in reinforce_s3 reinforce_s4 reinforce_s5 random_s0 random_s1 random_s2 random_s3; do
+    strategy=${run%_s*} seed=${run##*_s}
+    $BIN/enas-search "${TASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$S6/$run
+    pick $S6/$run one_shot
+    pick $S6/$run inherit20bn estimator=inherit steps=20 recalibrate_bn=20
+    $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $S6/$run/pick_one_shot \
+        $S6/$run/pick_inherit20bn --workers 1 >> $S6/placed.jsonl
+    ln -sfn "$(realpath $OUT/pool24/random)" $S6/$run/rank_check_runs
+    rank_check $S6/$run rank_check_24
+    rank_check $S6/$run inherit20bn estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20
+    ln -sfn "$(realpath $S6/$run)" $OUT/all/$run
+done
+for s in 0 1 2; do
+    rank_check $S5/reinforce_s$s inherit20bnx2 estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20 \
+        estimator.repeats=2
+done
+$BIN/python -m experiments.search_quality.estimators $OUT/all rank_check_24 inherit20bn inherit20bnx2 \
+    --pair inherit20bn:rank_check_24 --pair inherit20bnx2:inherit20bn > experiments/search_quality/estimators_s6.md
+cat $S5/placed.jsonl $S6/placed.jsonl > $OUT/all/placed.jsonl
+$BIN/python -m experiments.search_quality.picks $OUT/all/placed.jsonl --versus reinforce:random \
+    > experiments/search_quality/picks_s6.md
