@@ -319,6 +319,7 @@ class DeriveSection:
     lr: Optional[float] = MISSING
     workers: Optional[int] = MISSING
     recalibrate_bn: Optional[int] = MISSING
+    rank_by: str = MISSING
 
 
 # --- primary configs ---------------------------------------------------------------------------------
@@ -383,6 +384,7 @@ class DeriveConfig(ReadsASearch):
     lr: Optional[float] = MISSING
     workers: Optional[int] = MISSING
     recalibrate_bn: Optional[int] = MISSING
+    rank_by: Optional[str] = MISSING
     top: int = MISSING
 
 

@@ -44,12 +44,21 @@ def _finite(score: float) -> float:
     return 0.0 if math.isnan(score) else score
 
 
+def lowest_loss_first(ranked: Sequence[tuple[Architecture, dict, float]]) -> list[tuple[Architecture, dict, float]]:
+    """The same (architecture, metrics, score) ordered by validation loss, lowest first (derive.rank_by=loss);
+    ties keep their order, a candidate without a finite loss comes last."""
+    def loss(i: int) -> float:
+        value = ranked[i][1].get("loss", math.nan)
+        return math.inf if math.isnan(value) else value
+    return [ranked[i] for i in sorted(range(len(ranked)), key=lambda i: (loss(i), i))]
+
+
 def format_table(space, ranked, metric: str, top: int) -> str:
     """A ranked table of the best `top` candidates for the console."""
-    lines = [f"{'rank':>4}  {'score':>8}  {metric:>9}  architecture"]
+    lines = [f"{'rank':>4}  {'score':>8}  {metric:>9}  {'loss':>8}  architecture"]
     for rank, (arch, metrics, score) in enumerate(ranked[:top], start=1):
         genotype = space.describe(arch)
         if len(genotype) > 100:
             genotype = genotype[:97] + "..."
-        lines.append(f"{rank:>4}  {score:8.4f}  {metrics[metric]:9.4g}  {genotype}")
+        lines.append(f"{rank:>4}  {score:8.4f}  {metrics[metric]:9.4g}  {metrics.get('loss', math.nan):8.4f}  {genotype}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from enas.arch import load_arch_file, save_json
 from enas.build import (build_arch_space, build_evaluator, build_search, build_space, build_training, clamp_batches,
                         recipe_description, restore_search, start_process, train_overrides, with_changes)
 from enas.checkpoint import check_compatible, checkpoint_exists, load_latest_checkpoint
-from enas.derive import best_first, format_table, rank_candidates
+from enas.derive import best_first, format_table, lowest_loss_first, rank_candidates
 from enas.distributed import init_from_env
 from enas.draw import save_png
 from enas.fileio import write_text
@@ -186,6 +186,8 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
         searched = {**DERIVE_ADDED, **loop.metadata["config"]["derive"]}    # older runs lack the added keys
         options = {k: cfg[k] if cfg.get(k) is not None else searched[k]
                    for k in ("num_samples", "valid_batches", "seed", *DERIVE_ADDED)}
+        if options["rank_by"] not in DERIVE_RANK_BY:
+            raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)}")
         if loop.supernet is not None:
             options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
                                                      loop.task.num_batches("valid"))
@@ -198,13 +200,30 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
 
 
 #: Derive options added after the first release, with their values for a search that predates them.
-DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None, "recalibrate_bn": None}
+DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None, "recalibrate_bn": None,
+                "rank_by": "score"}
 #: What derive.estimator may name: the search's own estimator, or one of the supernet's.
 DERIVE_ESTIMATORS = ("search", "one_shot", "inherit")
+#: What derive.rank_by may name: the estimator's score (the search's reward), or the validation loss.
+DERIVE_RANK_BY = ("score", "loss")
 
 
 def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
-    """(architecture, metrics, score) of every candidate, best first; and how they were scored."""
+    """(architecture, metrics, score) of every candidate, best first (by score, or by validation
+    loss with rank_by=loss); and how they were scored."""
+    ranked, text = _scored_candidates(loop, options, device_option, device)
+    if options["rank_by"] == "score":
+        return ranked, text
+    lacking = [arch for arch, metrics, score in ranked if "loss" not in metrics and not np.isnan(score)]
+    if lacking:
+        raise UserError(f"derive.rank_by=loss: {len(lacking)} of {len(ranked)} candidates have no validation loss "
+                        f"(ranked by {text}); use derive.rank_by=score")
+    log.info("derive: candidates ranked by their validation loss, lowest first (derive.rank_by=loss)")
+    return lowest_loss_first(ranked), text + ", ranked by the validation loss (lowest first)"
+
+
+def _scored_candidates(loop, options: dict, device_option: str, device) -> tuple[list, str]:
+    """(architecture, metrics, score) of every candidate, best score first; and how they were scored."""
     name = derive_estimator(loop, options["estimator"])
     if name == "recorded":
         # Standalone evaluation: no shared weights to score with; rank by the rewards the
@@ -296,7 +315,8 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints
     data = space.arch_to_dict(
         best, score=score, metrics=metrics, derived_from=os.path.abspath(run_dir),
         derive=options, search_step=loop.global_step, search_data=search_cfg["data"],
-        ranking=[{"score": s, metric: m[metric], "choices": a.plain_choices()} for a, m, s in ranked[:top]])
+        ranking=[{"score": s, metric: m[metric], **({"loss": m["loss"]} if "loss" in m else {}),
+                  "choices": a.plain_choices()} for a, m, s in ranked[:top]])
     arch_path = os.path.join(run_dir, "arch.json")
     save_json(arch_path, data)
     png_path = os.path.join(run_dir, "arch.png")

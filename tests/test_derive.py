@@ -10,7 +10,7 @@ import torch
 
 from enas import runs
 from enas.arch import Architecture
-from enas.derive import best_first
+from enas.derive import best_first, lowest_loss_first
 from enas.utils import UserError
 from tests.helpers import run_command
 
@@ -26,6 +26,12 @@ def test_best_first_puts_failed_candidates_last_and_keeps_ties_in_order():
               (_arch(4), {}, -1.0)]
     order = [a.plain_choices()[0] for a, _, _ in best_first(scored)]
     assert order == [2, 0, 3, 4, 1]
+
+
+def test_lowest_loss_first_orders_by_validation_loss_and_puts_missing_losses_last():
+    ranked = [(_arch(0), {"loss": 1.5}, 0.9), (_arch(1), {}, math.nan), (_arch(2), {"loss": 1.2}, 0.8),
+              (_arch(3), {"loss": math.nan}, 0.7), (_arch(4), {"loss": 1.5}, 0.1)]
+    assert [a.plain_choices()[0] for a, _, _ in lowest_loss_first(ranked)] == [2, 0, 4, 1, 3]
 
 
 class _Loop:
@@ -114,10 +120,21 @@ def test_derive_scores_with_the_searchs_own_estimator(tmp_path):
     run_command("enas-derive", f"run_dir={inherit_run}", "estimator=one_shot")
     assert "one-shot" in _arch_json(inherit_run)["derive"]["scored_by"]
 
+    # rank_by=loss: the same one-shot scores, ordered by the validation loss; anything else is refused
+    out = run_command("enas-derive", f"run_dir={one_shot_run}", "rank_by=loss").stdout
+    by_loss = _arch_json(one_shot_run)
+    losses = [row["loss"] for row in by_loss["ranking"]]
+    assert losses == sorted(losses) and by_loss["derive"]["rank_by"] == "loss"
+    assert sorted(r["score"] for r in by_loss["ranking"]) == sorted(r["score"] for r in one_shot["ranking"])
+    assert by_loss["derive"]["scored_by"].endswith("ranked by the validation loss (lowest first)")
+    assert "ranked by their validation loss" in out and "loss" in out.split("rank ")[1].splitlines()[0]
+    proc = run_command("enas-derive", f"run_dir={one_shot_run}", "rank_by=accuracy", check=False)
+    assert proc.returncode != 0 and "derive.rank_by='accuracy': choose one of score, loss" in proc.stderr
+
     # a search config saved before derive had an estimator: the search's own (here one-shot)
     checkpoint = one_shot_run / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)
-    for key in ("estimator", "steps", "lr", "workers", "recalibrate_bn"):
+    for key in ("estimator", "steps", "lr", "workers", "recalibrate_bn", "rank_by"):
         del state["config"]["derive"][key]
     torch.save(state, checkpoint)
     run_command("enas-derive", f"run_dir={one_shot_run}")
