@@ -600,15 +600,15 @@ def _trained_estimates(estimator: dict, config: dict, loop, archs: list, batches
     failed child scores nan (and has no metrics).
     With `repeats` k > 1 the score and each metric are the means of k trainings seeded search
     seed + 0 .. k-1 (the children's batch order and initialisation differ; nan when one of them failed)."""
-    runs = []
+    by_repeat = []
     for repeat in range(estimator.get("repeats", 1)):
         options = {"epochs": 1, "steps_per_epoch": estimator["steps"], "lr": estimator["lr"], "valid_batches": batches,
                    "workers": truth["workers"], "engine": truth["engine"], "failure_reward": float("nan"),
                    "seed": config["seed"] + repeat, "journal": None,
                    "recalibrate_bn": estimator.get("recalibrate_bn", 0)}
         repeat_config = reseeded(config, config["seed"] + repeat)
-        runs.append(trained_scores(repeat_config, loop, estimator["name"], archs, options, device))
-    return [_mean_estimate(trainings) for trainings in zip(*runs)]
+        by_repeat.append(trained_scores(repeat_config, loop, estimator["name"], archs, options, device))
+    return [_mean_estimate(trainings) for trainings in zip(*by_repeat)]
 
 
 def _mean_estimate(trainings: Sequence[tuple[float, dict | None]]) -> tuple[float, dict]:
