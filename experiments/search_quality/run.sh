@@ -246,8 +246,26 @@ for s in 0 1 2; do
     rank_check $S5/reinforce_s$s inherit20bnx2 estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20 \
         estimator.repeats=2
 done
+# the inherit20bn rank checks made before the rows kept the loss, run again (same scores to the
+# last digit) so that estimators.py --loss covers every supernet
+for run in $S5/reinforce_s0 $S5/reinforce_s1 $S5/reinforce_s2 $S6/reinforce_s3 $S6/reinforce_s4 $S6/random_s1; do
+    rank_check $run inherit20bn estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20
+done
+# derives ranked by validation loss (enas-derive rank_by=loss), each on a copy of the search's
+# checkpoint: one-shot on 4 supernets (stopped for time when it did worse), inherit 20 + recalibration on all
+derive_copy() {  # run folder pick [derive options...]: derive a copy of the run's checkpoint in $S6/<folder>/<run>
+    local copy=$S6/$2/$(basename $1)
+    mkdir -p $copy && cp $1/checkpoint.pt $1/checkpoint.index.json $copy/ && pick $copy "${@:3}"
+    $BIN/python -m experiments.search_quality.place_derived $OUT/pool24 $copy/pick_$3 --workers 1 >> $S6/placed.jsonl
+}
+for run in $S5/reinforce_s0 $S5/reinforce_s1 $S5/reinforce_s2 $S6/random_s4; do
+    derive_copy $run by_loss one_shot_loss rank_by=loss
+done
+for run in $S5/reinforce_s? $S6/reinforce_s? $S6/random_s?; do
+    derive_copy $run inherit_loss inherit20bn_loss estimator=inherit steps=20 recalibrate_bn=20 workers=1 rank_by=loss
+done
 $BIN/python -m experiments.search_quality.estimators $OUT/all rank_check_24 inherit20bn inherit20bnx2 \
-    --pair inherit20bn:rank_check_24 --pair inherit20bnx2:inherit20bn > experiments/search_quality/estimators_s6.md
+    --pair inherit20bn:rank_check_24 --pair inherit20bnx2:inherit20bn --loss > experiments/search_quality/estimators_s6.md
 cat $S5/placed.jsonl $S6/placed.jsonl > $OUT/all/placed.jsonl
 $BIN/python -m experiments.search_quality.picks $OUT/all/placed.jsonl --versus reinforce:random \
     > experiments/search_quality/picks_s6.md
