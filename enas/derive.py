@@ -60,5 +60,6 @@ def format_table(space, ranked, metric: str, top: int) -> str:
         genotype = space.describe(arch)
         if len(genotype) > 100:
             genotype = genotype[:97] + "..."
-        lines.append(f"{rank:>4}  {score:8.4f}  {metrics[metric]:9.4g}  {metrics.get('loss', math.nan):8.4f}  {genotype}")
+        loss = metrics.get("loss", math.nan)
+        lines.append(f"{rank:>4}  {score:8.4f}  {metrics[metric]:9.4g}  {loss:8.4f}  {genotype}")
     return "\n".join(lines)

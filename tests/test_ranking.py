@@ -271,11 +271,12 @@ def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe
     monkeypatch.setattr(runs, "build_evaluator", fake_build_evaluator)
     loop = type("Loop", (), {"task": "task", "space": "space", "supernet": "supernet",
                              "metadata": {"sizes": {"channels": 4}}})()
-    config = {"seed": 3, "trainer": {"epochs": 3, "optim": {"lr": 0.05, "schedule": "cosine"}}}
+    config = {"seed": 3, "data": {"split_seed": 0},
+              "trainer": {"epochs": 3, "optim": {"lr": 0.05, "schedule": "cosine"}}}
     estimator = {"name": "inherit", "steps": 7, "lr": None}
     scores = runs._trained_estimates(estimator, config, loop, ["a", "b"], 4, {"workers": 2, "engine": "inline"},
                                      "cpu")
-    assert scores[0] == (0.25, {}) and math.isnan(scores[1][0]) and built["closed"]
+    assert scores[0] == (0.25, {"acc": 0.25}) and math.isnan(scores[1][0]) and scores[1][1] == {} and built["closed"]
     assert built["name"] == "inherit" and built["trainer"] is config["trainer"] and built["supernet"] == "supernet"
     assert built["sizes"] == {"channels": 4} and built["run_dir"] is None
     options = built["options"]

@@ -119,19 +119,22 @@ def loss_rows(runs: str, reports: list[str]) -> list[dict]:
             truth = [[row["ground_truth_mean"] for row in k] for k in kept]
             rows.append({"report": report, "strategy": strategy,
                          "seeds": sorted(seed for s, seed in by_run if s == strategy),
-                         "by_score": [kendall_tau([row["one_shot_score"] for row in k], t) for k, t in zip(kept, truth)],
-                         "by_loss": [kendall_tau([-row["one_shot_loss"] for row in k], t) for k, t in zip(kept, truth)]})
+                         "by_score": [kendall_tau([row["one_shot_score"] for row in k], t)
+                                      for k, t in zip(kept, truth)],
+                         "by_loss": [kendall_tau([-row["one_shot_loss"] for row in k], t)
+                                     for k, t in zip(kept, truth)]})
     return rows
 
 
 def loss_markdown(runs: str, reports: list[str]) -> str:
     """The table of `loss_rows`."""
     lines = ["", "Ranked by accuracy or by loss (tau with the mean of all ground-truth trainings)", "",
-             "| report | supernets of | seeds | tau by accuracy | tau by loss | loss ahead |", "|---|---|---|---|---|---|"]
+             "| report | supernets of | seeds | tau by accuracy | tau by loss | loss ahead |",
+             "|---|---|---|---|---|---|"]
     for r in loss_rows(runs, reports):
         ahead = sum(b > a for a, b in zip(r["by_score"], r["by_loss"]))
-        lines.append(f"| {r['report']} | {r['strategy']} | {','.join(map(str, r['seeds']))} | {mean_sd(r['by_score'])} "
-                     f"| {mean_sd(r['by_loss'])} | {ahead}/{len(r['seeds'])} |")
+        lines.append(f"| {r['report']} | {r['strategy']} | {','.join(map(str, r['seeds']))} | "
+                     f"{mean_sd(r['by_score'])} | {mean_sd(r['by_loss'])} | {ahead}/{len(r['seeds'])} |")
     return "\n".join(lines) + "\n"
 
 
