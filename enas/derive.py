@@ -36,21 +36,20 @@ def rank_candidates(task, supernet, candidates: Sequence[Architecture], valid_ba
 def best_first(scored: Sequence[tuple[Architecture, dict, float]]) -> list[tuple[Architecture, dict, float]]:
     """(architecture, metrics, score) sorted best score first; ties keep their order, and a
     candidate that could not be scored (score nan: its training failed) comes last."""
-    order = sorted(range(len(scored)), key=lambda i: (math.isnan(scored[i][2]), -_finite(scored[i][2]), i))
-    return [scored[i] for i in order]
-
-
-def _finite(score: float) -> float:
-    return 0.0 if math.isnan(score) else score
+    return _finite_first(scored, lambda entry: -entry[2])
 
 
 def lowest_loss_first(ranked: Sequence[tuple[Architecture, dict, float]]) -> list[tuple[Architecture, dict, float]]:
     """The same (architecture, metrics, score) ordered by validation loss, lowest first (derive.rank_by=loss);
     ties keep their order, a candidate without a finite loss comes last."""
-    def loss(i: int) -> float:
-        value = ranked[i][1].get("loss", math.nan)
-        return math.inf if math.isnan(value) else value
-    return [ranked[i] for i in sorted(range(len(ranked)), key=lambda i: (loss(i), i))]
+    return _finite_first(ranked, lambda entry: entry[1].get("loss", math.nan))
+
+
+def _finite_first(entries: Sequence, key) -> list:
+    """`entries` in ascending order of key(entry), nan keys last, ties in their order."""
+    keys = [key(entry) for entry in entries]
+    order = sorted(range(len(entries)), key=lambda i: (math.isnan(keys[i]), 0.0 if math.isnan(keys[i]) else keys[i], i))
+    return [entries[i] for i in order]
 
 
 def format_table(space, ranked, metric: str, top: int) -> str:
