@@ -510,3 +510,36 @@ def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys
     assert "| inherit20 | 2 | 1 | 31.2 | 0.75 |" in out and "| one_shot | 2 | 1 | -12.5 | 0.25 |" in out
     with pytest.raises(SystemExit):
         main([str(placed), "--versus", "reinforce"])
+
+
+def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_path):
+    """experiments/search_quality/pool_table.py: a pool folder exported to one JSON file gives
+    place_derived.py the same accuracies and recipe as the folder; a missing training is named."""
+    from experiments.search_quality.pool_table import export_pool, load_pool, main
+    pool = tmp_path / "pool"
+    for a, accs in enumerate([(0.3, 0.32), (0.4, 0.38), (0.35, 0.36)]):
+        arch_dir = pool / "random" / f"arch{a:03d}-x"
+        arch_dir.mkdir(parents=True)
+        (arch_dir / "arch.json").write_text(json.dumps({"space": "macro_cnn", "choices": [a]}))
+        for seed, acc in enumerate(accs):
+            (arch_dir / f"seed{seed}").mkdir()
+            (arch_dir / f"seed{seed}" / "result.json").write_text(json.dumps({"test": {"acc": acc, "loss": 1.0}}))
+            (arch_dir / f"seed{seed}" / "job.json").write_text(json.dumps({"space": {"name": "macro_cnn"}, "seed": seed}))
+    exported = export_pool(str(pool), [0, 1])
+    assert [a["arch"]["choices"] for a in exported["archs"]] == [[0], [1], [2]]
+    assert exported["test_acc"] == [[0.3, 0.4, 0.35], [0.32, 0.38, 0.36]]
+    table_path = tmp_path / "pool.json"
+    table_path.write_text(json.dumps(exported))
+    (from_file, recipe), (from_folder, _) = load_pool(str(table_path), [1]), load_pool(str(pool), [1])
+    assert from_file == from_folder == [[0.32, 0.38, 0.36]]
+    assert recipe == {"space": {"name": "macro_cnn"}, "seed": 0}       # the job.json of the first training
+    with pytest.raises(ValueError, match=r"no trainings with seeds \[2\]"):
+        load_pool(str(table_path), [0, 2])
+    with pytest.raises(ValueError, match=r"seed2/result.json: missing"):
+        export_pool(str(pool), [0, 2])
+    with pytest.raises(ValueError, match="not an enas-beats-random out_dir"):
+        export_pool(str(tmp_path), [0])
+    table_path.write_text(json.dumps({"version": 99}))
+    with pytest.raises(ValueError, match="not a pool table of version 1"):
+        load_pool(str(table_path), [0])
+    main([str(pool), "--seeds", "0,1"])

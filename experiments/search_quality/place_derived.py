@@ -1,19 +1,22 @@
 """Place derived architectures of finished searches among a trained random pool.
 
     python -m experiments.search_quality.place_derived /tmp/sq/pool /tmp/sq/macro_main/reinforce-seed0/search ...
+    python -m experiments.search_quality.place_derived experiments/search_quality/pool24_s7.json <search> ... \
+        --data-path /tmp/cifar10_batches
 
 For a search interrupted before `enas-beats-random` wrote its report: each search's arch.json is
 trained exactly as enas-beats-random trains a derived architecture (the harness's own
 `ground_truth_jobs` + `train_architectures` + `runs.train_job`: the pool's recipe, the first
 `average` train seeds, into <search>/../derived/), then placed among the pool's measurements
 with the harness's `percentile`. The pool's recipe is the config stored in its job.json files,
-so nothing here can train differently from the pool. Prints one JSON line per search.
+so nothing here can train differently from the pool (`--data-path` only says where the same data
+lies on this machine). The pool is its folder or the file `pool_table.py` exported from it.
+Prints one JSON line per search.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 
@@ -25,28 +28,22 @@ from enas.parallel import build_engine
 from enas.quality import ground_truth_jobs, placement, train_architectures
 from enas.ranking import measurements
 from enas.runs import train_job
-
-
-def pool_table(pool_dir: str, seeds: list[int]) -> tuple[list[list[float]], dict]:
-    """The pool's test accuracy [seed][arch] and the config its trainings used."""
-    arch_dirs = sorted(glob.glob(os.path.join(pool_dir, "random", "arch*")))
-    table = [[json.load(open(os.path.join(a, f"seed{s}", "result.json")))["test"]["acc"] for a in arch_dirs]
-             for s in seeds]
-    with open(os.path.join(arch_dirs[0], f"seed{seeds[0]}", "job.json")) as f:
-        config = json.load(f)
-    return table, config
+from experiments.search_quality.pool_table import load_pool
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pool")
+    parser.add_argument("pool", help="the pool's enas-beats-random out_dir, or its table from pool_table.py")
     parser.add_argument("searches", nargs="+")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--average", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data-path", help="where the pool's dataset lies here (default: the path it was trained from)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    table, config = pool_table(args.pool, seeds)
+    table, config = load_pool(args.pool, seeds)
+    if args.data_path:
+        config = {**config, "data": {**config["data"], "path": args.data_path}}
     measured, _ = measurements(table, args.average)
     space = build_space(config["space"])
     engine = build_engine("process", args.workers)
