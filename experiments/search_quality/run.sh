@@ -269,3 +269,25 @@ $BIN/python -m experiments.search_quality.estimators $OUT/all rank_check_24 inhe
 cat $S5/placed.jsonl $S6/placed.jsonl > $OUT/all/placed.jsonl
 $BIN/python -m experiments.search_quality.picks $OUT/all/placed.jsonl --versus reinforce:random \
     > experiments/search_quality/picks_s6.md
+
+# 8. Seventh session: fresh seeds for the loss-ranked inherited derive (README section 2f). The
+#    pool trained again (a fresh /tmp; the command of step 6) and exported to pool24_s7.json, so
+#    that a later session can place picks without training it again; four new REINFORCE
+#    supernets (seeds 6-9) and three new random-search supernets (seeds 5-7), each derived by its
+#    shared weights (the preset's default) and by 20 inherited steps with BN recalibration ranked
+#    by validation loss; every pick placed in the pool.
+$BIN/enas-beats-random "${TASK[@]}" 'seeds=[]' num_random=24 'train_seeds=[0,1,2,3,4,5]' average=3 workers=2 \
+    out_dir=$OUT/pool24
+$BIN/python -m experiments.search_quality.pool_table $OUT/pool24 > experiments/search_quality/pool24_s7.json
+S7=$OUT/s7
+for run in reinforce_s6 reinforce_s7 reinforce_s8 reinforce_s9 random_s5 random_s6 random_s7; do
+    strategy=${run%_s*} seed=${run##*_s}
+    $BIN/enas-search "${TASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$S7/$run
+    pick $S7/$run one_shot      # the preset's derive until this session (now: add estimator=one_shot)
+    pick $S7/$run inherit20bn_loss estimator=inherit steps=20 recalibrate_bn=20 workers=1 rank_by=loss
+    $BIN/python -m experiments.search_quality.place_derived experiments/search_quality/pool24_s7.json \
+        $S7/$run/pick_one_shot $S7/$run/pick_inherit20bn_loss --workers 2 >> $S7/placed.jsonl
+done
+$BIN/python -m experiments.search_quality.picks $S7/placed.jsonl --baseline one_shot --versus reinforce:random \
+    > experiments/search_quality/picks_s7.md
+# (the searches ran two at a time beside the pool; every pick placed once the pool was done)
