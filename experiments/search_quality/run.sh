@@ -291,3 +291,10 @@ done
 $BIN/python -m experiments.search_quality.picks $S7/placed.jsonl --baseline one_shot --versus reinforce:random \
     > experiments/search_quality/picks_s7.md
 # (the searches ran two at a time beside the pool; every pick placed once the pool was done)
+for run in $S7/*_s?; do    # rank checks of the new supernets (ran two at a time with ground_truth.workers=1)
+    ln -sfn "$(realpath $OUT/pool24/random)" $run/rank_check_runs
+    rank_check $run rank_check_24
+    rank_check $run inherit20bn estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20
+done
+$BIN/python -m experiments.search_quality.estimators $S7 rank_check_24 inherit20bn --pair inherit20bn:rank_check_24 \
+    --loss > experiments/search_quality/estimators_s7.md
