@@ -512,7 +512,7 @@ def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys
         main([str(placed), "--versus", "reinforce"])
 
 
-def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_path):
+def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_path, capsys):
     """experiments/search_quality/pool_table.py: a pool folder exported to one JSON file gives
     place_derived.py the same accuracies and recipe as the folder; a missing training is named."""
     from experiments.search_quality.pool_table import export_pool, load_pool, main
@@ -543,3 +543,4 @@ def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_
     with pytest.raises(ValueError, match="not a pool table of version 1"):
         load_pool(str(table_path), [0])
     main([str(pool), "--seeds", "0,1"])
+    assert json.loads(capsys.readouterr().out) == exported          # the command prints the exported table
