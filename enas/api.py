@@ -209,15 +209,17 @@ class SearchResult:
 
     def derive(self, num_samples: int | None = None, valid_batches: int | None = None, seed: int | None = None,
                top: int = 10, device: str | None = None, *, estimator: str | None = None, steps: int | None = None,
-               lr: float | None = None, workers: int | None = None,
-               recalibrate_bn: int | None = None) -> Architecture:
+               lr: float | None = None, workers: int | None = None, recalibrate_bn: int | None = None,
+               rank_by: str | None = None, finalists: int | None = None,
+               finalist_epochs: int | None = None) -> Architecture:
         """The best architecture (writes arch.json + arch.png into the run directory, as enas-derive;
         None: the search's derive setting)."""
         targets = {s: self.config[s].get("target") for s in ("space", "data") if self.config[s]["name"] == "custom"}
         arch, self.arch_path = _derive(self.run_dir, targets, self.user_space, self.user_data,
                                        dict(num_samples=num_samples, valid_batches=valid_batches, seed=seed, top=top,
                                             device=device or self.config["device"], estimator=estimator,
-                                            steps=steps, lr=lr, workers=workers, recalibrate_bn=recalibrate_bn))
+                                            steps=steps, lr=lr, workers=workers, recalibrate_bn=recalibrate_bn,
+                                            rank_by=rank_by, finalists=finalists, finalist_epochs=finalist_epochs))
         return arch
 
 

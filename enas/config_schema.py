@@ -320,6 +320,8 @@ class DeriveSection:
     workers: Optional[int] = MISSING
     recalibrate_bn: Optional[int] = MISSING
     rank_by: str = MISSING
+    finalists: int = MISSING
+    finalist_epochs: int = MISSING
 
 
 # --- primary configs ---------------------------------------------------------------------------------
@@ -385,6 +387,8 @@ class DeriveConfig(ReadsASearch):
     workers: Optional[int] = MISSING
     recalibrate_bn: Optional[int] = MISSING
     rank_by: Optional[str] = MISSING
+    finalists: Optional[int] = MISSING
+    finalist_epochs: Optional[int] = MISSING
     top: int = MISSING
 
 

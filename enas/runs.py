@@ -188,12 +188,15 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
                    for k in ("num_samples", "valid_batches", "seed", *DERIVE_ADDED)}
         if options["rank_by"] not in DERIVE_RANK_BY:
             raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)}")
+        check_final_round(options)
         if loop.supernet is not None:
             options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
                                                      loop.task.num_batches("valid"))
         seed_everything(options["seed"])
         eta = Eta(1)
         ranked, options["scored_by"] = _rank(loop, options, cfg["device"], device)
+        if options["finalists"]:
+            ranked, options["scored_by"] = _final_round(loop, ranked, options, cfg["device"], device)
         data = _write_arch(loop, ranked, options, run_dir, cfg["top"], cfg.get("hints", True))
         log.info(f"derive done: {eta.text()}")
     return data
@@ -201,7 +204,7 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
 
 #: Derive options added after the first release, with their values for a search that predates them.
 DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": None, "recalibrate_bn": None,
-                "rank_by": "score"}
+                "rank_by": "score", "finalists": 0, "finalist_epochs": 1}
 #: What derive.estimator may name: the search's own estimator, or one of the supernet's.
 DERIVE_ESTIMATORS = ("search", "one_shot", "inherit")
 #: What derive.rank_by may name: the estimator's score (the search's reward), or the validation loss.
@@ -220,6 +223,49 @@ def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
                         f"(ranked by {text}); use derive.rank_by=score")
     log.info("derive: candidates ranked by their validation loss, lowest first (derive.rank_by=loss)")
     return lowest_loss_first(ranked), text + ", ranked by the validation loss (lowest first)"
+
+
+def check_final_round(options: dict) -> None:
+    """derive.finalists >= 0 and derive.finalist_epochs >= 1, or a UserError naming the bad value."""
+    if options["finalists"] < 0:
+        raise UserError(f"derive.finalists={options['finalists']}: the number of best candidates trained from "
+                        f"scratch before the pick, >= 0 (0: none)")
+    if options["finalist_epochs"] < 1:
+        raise UserError(f"derive.finalist_epochs={options['finalist_epochs']}: each finalist trains at least "
+                        f"1 epoch of the trainer recipe")
+
+
+def _final_round(loop, ranked: list, options: dict, device_option: str, device) -> tuple[list, str]:
+    """The first derive.finalists candidates of `ranked` trained from scratch (the standalone
+    evaluator: derive.finalist_epochs passes of the trainer recipe, BN recalibrated as in the first
+    round, scored on derive's validation subset) and ranked again by score or loss (rank_by); the
+    other candidates follow in their first-round order. A short training from scratch ranks
+    differently from the shared weights (experiments/search_quality section 2c); here it only
+    chooses among the few candidates the cheap first round put on top.
+    Each finalist's metrics keep its first-round score as `first_round_score`."""
+    k, epochs = min(options["finalists"], len(ranked)), options["finalist_epochs"]
+    config = {**loop.metadata["config"], "device": device_option}
+    evaluator_options = {"epochs": epochs, "steps_per_epoch": None, "valid_batches": options["valid_batches"],
+                         "workers": options["workers"] or 2, "mode": "sync", "failure_reward": float("nan"),
+                         "seed": options["seed"], "journal": None, "recalibrate_bn": options["recalibrate_bn"] or 0}
+    recalibrated = evaluator_options["recalibrate_bn"]
+    text = (f"; then the first {k} trained from scratch for {epochs} epoch{'s' if epochs > 1 else ''} of the "
+            f"trainer recipe (standalone"
+            + (f", BN statistics re-estimated on {recalibrated} training batches" if recalibrated else "")
+            + f") and ranked again by their {'validation loss' if options['rank_by'] == 'loss' else 'score'}")
+    log.info(f"derive: final round: the first {k} candidates, each trained from scratch for {epochs} "
+             f"epoch{'s' if epochs > 1 else ''} (derive.finalists={k})")
+    finalists = ranked[:k]
+    scored = trained_scores(config, loop, "standalone", [arch for arch, _, _ in finalists], evaluator_options, device)
+    if not any(np.isfinite(reward) for reward, _ in scored):
+        raise UserError(f"derive: the training of every finalist failed (derive.finalists={k}); see "
+                        f"{os.path.join(os.path.dirname(loop.checkpoint_path), 'derive.log')}")
+    failed = {loop.task.metric: float("nan")}
+    rescored = [(arch, {**(metrics or failed), "first_round_score": first}, float(reward))
+                for (arch, _, first), (reward, metrics) in zip(finalists, scored)]
+    rescored = (lowest_loss_first if options["rank_by"] == "loss" else best_first)(rescored)
+    log.info("derive: finalists\n" + format_table(loop.space, rescored, loop.task.metric, k))
+    return rescored + ranked[k:], options["scored_by"] + text
 
 
 def _scored_candidates(loop, options: dict, device_option: str, device) -> tuple[list, str]:
@@ -315,7 +361,7 @@ def _write_arch(loop, ranked: list, options: dict, run_dir: str, top: int, hints
     data = space.arch_to_dict(
         best, score=score, metrics=metrics, derived_from=os.path.abspath(run_dir),
         derive=options, search_step=loop.global_step, search_data=search_cfg["data"],
-        ranking=[{"score": s, metric: m[metric], **({"loss": m["loss"]} if "loss" in m else {}),
+        ranking=[{"score": s, metric: m[metric], **{k: m[k] for k in ("loss", "first_round_score") if k in m},
                   "choices": a.plain_choices()} for a, m, s in ranked[:top]])
     arch_path = os.path.join(run_dir, "arch.json")
     save_json(arch_path, data)

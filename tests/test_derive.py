@@ -84,6 +84,60 @@ def test_derive_inherit_options_take_the_searchs_inherit_setting_or_the_given_st
         runs.derive_inherit_options({"evaluator": one_shot}, _options(steps=0))
 
 
+class _SearchedLoop:
+    """What derive's final round reads of a restored search."""
+
+    def __init__(self):
+        self.metadata = {"config": {"seed": 3, "trainer": {}, "data": {}}}
+        self.space = type("Space", (), {"describe": staticmethod(lambda arch: str(arch.plain_choices()))})()
+        self.task = type("Task", (), {"metric": "acc"})()
+        self.checkpoint_path = "run/checkpoint.pt"
+
+
+def test_final_round_trains_the_first_candidates_from_scratch_and_ranks_them_again(monkeypatch):
+    """derive.finalists=k: the first k of the first round are trained by the standalone evaluator
+    (derive's seed, subset, workers, BN recalibration; finalist_epochs passes) and ranked again by
+    score or loss; a failed finalist comes last; the rest keep their first-round order."""
+    calls = []
+    trained = {0: (0.30, {"acc": 0.30, "loss": 1.9}), 1: (0.50, {"acc": 0.50, "loss": 1.7}),
+               2: (math.nan, None), 3: (0.45, {"acc": 0.45, "loss": 1.6}), 4: (0.2, {"acc": 0.2, "loss": 2.0}),
+               5: (0.6, {"acc": 0.6, "loss": 1.65})}
+
+    def fake_trained_scores(config, loop, name, archs, options, device):
+        calls.append((name, [a.plain_choices()[0] for a in archs], options, config["device"]))
+        return [trained[a.plain_choices()[0]] for a in archs]
+
+    monkeypatch.setattr(runs, "trained_scores", fake_trained_scores)
+    first = [(_arch(k), {"acc": 0.9 - k / 10, "loss": 1.0 + k}, 0.9 - k / 10) for k in range(6)]
+    options = {"finalists": 4, "finalist_epochs": 2, "valid_batches": 4, "workers": None, "seed": 7,
+               "recalibrate_bn": 20, "rank_by": "loss", "scored_by": "the shared weights"}
+    ranked, text = runs._final_round(_SearchedLoop(), first, options, "cpu", "device")
+    name, archs, evaluator_options, device = calls[0]
+    assert (name, archs, device) == ("standalone", [0, 1, 2, 3], "cpu")
+    assert (evaluator_options["epochs"], evaluator_options["steps_per_epoch"], evaluator_options["seed"]) == (2, None, 7)
+    assert (evaluator_options["valid_batches"], evaluator_options["workers"], evaluator_options["recalibrate_bn"]) == (4, 2, 20)
+    assert evaluator_options["journal"] is None and math.isnan(evaluator_options["failure_reward"])
+    assert [a.plain_choices()[0] for a, _, _ in ranked] == [3, 1, 0, 2, 4, 5]     # by loss; the failure last
+    assert ranked[0][2] == 0.45 and ranked[0][1]["first_round_score"] == first[3][2]
+    assert ranked[4:] == first[4:]                                              # untouched
+    assert text == ("the shared weights; then the first 4 trained from scratch for 2 epochs of the trainer recipe "
+                    "(standalone, BN statistics re-estimated on 20 training batches) and ranked again by their "
+                    "validation loss")
+    ranked, text = runs._final_round(_SearchedLoop(), first, {**options, "rank_by": "score", "finalists": 9,
+                                                             "recalibrate_bn": None, "workers": 1}, "cpu", "device")
+    assert calls[-1][1] == [0, 1, 2, 3, 4, 5]                                   # at most every candidate
+    assert [a.plain_choices()[0] for a, _, _ in ranked] == [5, 1, 3, 0, 4, 2]     # by score; the failure last
+    assert calls[-1][2]["workers"] == 1 and calls[-1][2]["recalibrate_bn"] == 0 and "ranked again by their score" in text
+    trained.update({0: (math.nan, None), 1: (math.nan, None)})
+    with pytest.raises(UserError, match="the training of every finalist failed .*run/derive.log"):
+        runs._final_round(_SearchedLoop(), first, {**options, "finalists": 3}, "cpu", "device")
+    runs.check_final_round({"finalists": 0, "finalist_epochs": 1})
+    with pytest.raises(UserError, match="derive.finalists=-1: the number of best candidates"):
+        runs.check_final_round({"finalists": -1, "finalist_epochs": 1})
+    with pytest.raises(UserError, match="derive.finalist_epochs=0: each finalist trains at least 1 epoch"):
+        runs.check_final_round({"finalists": 2, "finalist_epochs": 0})
+
+
 def _arch_json(run_dir) -> dict:
     return json.loads((run_dir / "arch.json").read_text())
 
@@ -131,10 +185,24 @@ def test_derive_scores_with_the_searchs_own_estimator(tmp_path):
     proc = run_command("enas-derive", f"run_dir={one_shot_run}", "rank_by=accuracy", check=False)
     assert proc.returncode != 0 and "derive.rank_by='accuracy': choose one of score, loss" in proc.stderr
 
+    # finalists=2: the two best of the one-shot round trained from scratch and ranked again; the rest as before
+    out = run_command("enas-derive", f"run_dir={one_shot_run}", "finalists=2", "finalist_epochs=1", "workers=1").stdout
+    final = _arch_json(one_shot_run)
+    assert "final round: the first 2 candidates, each trained from scratch for 1 epoch" in out
+    assert final["derive"]["scored_by"].endswith("then the first 2 trained from scratch for 1 epoch of the trainer "
+                                                 "recipe (standalone) and ranked again by their score")
+    one_shot_scores = {str(row["choices"]): row["score"] for row in one_shot["ranking"][:2]}
+    assert {str(row["choices"]): row["first_round_score"] for row in final["ranking"][:2]} == one_shot_scores
+    assert final["ranking"][0]["score"] >= final["ranking"][1]["score"]
+    assert final["ranking"][2:] == one_shot["ranking"][2:] and "first_round_score" not in final["ranking"][2]
+    assert final["choices"] == final["ranking"][0]["choices"] and final["score"] == final["ranking"][0]["score"]
+    proc = run_command("enas-derive", f"run_dir={one_shot_run}", "finalist_epochs=0", "finalists=1", check=False)
+    assert proc.returncode != 0 and "derive.finalist_epochs=0: each finalist" in proc.stderr
+
     # a search config saved before derive had an estimator: the search's own (here one-shot)
     checkpoint = one_shot_run / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)
-    for key in ("estimator", "steps", "lr", "workers", "recalibrate_bn", "rank_by"):
+    for key in ("estimator", "steps", "lr", "workers", "recalibrate_bn", "rank_by", "finalists", "finalist_epochs"):
         del state["config"]["derive"][key]
     torch.save(state, checkpoint)
     run_command("enas-derive", f"run_dir={one_shot_run}")
