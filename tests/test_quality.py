@@ -489,7 +489,7 @@ def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys
     md = markdown(picks, "one_shot")
     assert "| reinforce | inherit20 | 56.2 ± 44.2 | s0 87.5, s1 25.0 | 0.5625 ± 0.4419 | 1/2 |" in md
     assert "| reinforce | one_shot | 37.5 ± 17.7 | s0 50.0, s1 25.0 |" in md and "| 2/2 |" in md
-    assert "| reinforce | inherit20 | 18.8 ± 26.5 | 1 / 0 / 1 |" in md
+    assert "| reinforce | inherit20 | 18.8 ± 26.5 | 1 / 0 / 1 | 1.000 | nan |" in md      # too few to test
     with pytest.raises(ValueError, match="not a <search>_s<seed>/pick_<estimator> folder"):
         load_picks([json.dumps({"search": str(tmp_path / "elsewhere"), "percentile": 1.0, "value": 0.1})])
     placed = tmp_path / "placed.jsonl"
@@ -508,8 +508,36 @@ def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys
     out = capsys.readouterr().out
     # inherit20: reinforce 87.5 and 25.0 against 25.0: ahead in one pair, tied in the other
     assert "| inherit20 | 2 | 1 | 31.2 | 0.75 |" in out and "| one_shot | 2 | 1 | -12.5 | 0.25 |" in out
+    assert "| all searches | inherit20 | 4.2 ± 31.5 | 1 / 1 / 1 |" in out
     with pytest.raises(SystemExit):
         main([str(placed), "--versus", "reinforce"])
+
+
+def test_picks_reads_its_own_tables_back_and_tests_the_differences(tmp_path, capsys):
+    """picks.py on a table it wrote (a session whose placement lines are gone): the per-seed
+    percentiles come back; paired differences get a sign and a Wilcoxon test, searches against
+    each other a one-sided Mann-Whitney test; a seed placed twice is refused."""
+    from experiments.search_quality.picks import main
+    table = tmp_path / "picks_old.md"
+    table.write_text("| search | derive picks by | percentile (mean ± sd) | per seed | test acc | same pick as one_shot |\n"
+                     "|---|---|---|---|---|---|\n"
+                     "| random | inherit20 | 1.5 ± 0.7 | s0 1.0, s1 2.0 | 0.3 | 0/2 |\n"
+                     "| reinforce | inherit20 | 38.5 ± 20.6 | s10 11.0, s11 22.0, s12 33.0, s13 44.0, s14 55.0, s15 66.0 "
+                     "| 0.3 | 0/6 |\n"
+                     "| reinforce | one_shot | 35.0 ± 18.7 | s10 10.0, s11 20.0, s12 30.0, s13 40.0, s14 50.0, s15 60.0 "
+                     "| 0.3 | 6/6 |\n\nPaired on the same supernets: ...\n| reinforce | inherit20 | 3.5 ± 1.9 | 6 / 0 / 0 |\n")
+    main([str(table), "--versus", "reinforce:random"])
+    out = capsys.readouterr().out
+    assert "| reinforce | inherit20 | 38.5 ± 20.6 | s10 11.0, s11 22.0, s12 33.0, s13 44.0, s14 55.0, s15 66.0 | - | - |" in out
+    # 6 of 6 better: sign test 2 / 2^6, Wilcoxon (exact) the same; alone, so the all-searches row is not repeated
+    assert "| reinforce | inherit20 | 3.5 ± 1.9 | 6 / 0 / 0 | 0.031 | 0.031 |" in out and "all searches" not in out
+    # every reinforce pick above both random ones: one-sided Mann-Whitney p = 1 / C(8, 2)
+    assert "| inherit20 | 6 | 2 | 37.0 | 1.00 | 0.036 |" in out
+    with pytest.raises(ValueError, match="picks_old.md: a second placement of random seed 0, pick inherit20"):
+        main([str(table), str(table)])
+    (tmp_path / "notes.md").write_text("# nothing here\n")
+    with pytest.raises(ValueError, match="notes.md: no per-seed rows of a picks table"):
+        main([str(tmp_path / "notes.md")])
 
 
 def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Which estimator should derive pick with? A table of derived architectures placed in a pool.
 
     python -m experiments.search_quality.picks /tmp/sq/s5/placed.jsonl > experiments/search_quality/picks.md
+    python -m experiments.search_quality.picks experiments/search_quality/picks_s6.md placed_s7.jsonl --versus reinforce:random
 
 Reads the JSON lines of `place_derived.py` for searches laid out as <runs>/<search>_s<seed>/pick_<estimator>/
 (each pick_<estimator>/arch.json is what `enas-derive estimator=...` wrote for that search) and
@@ -11,6 +12,10 @@ the paired difference of each estimator against the first one named in --baselin
 `--versus A:B` (e.g. reinforce:random), for each estimator that picked in both kinds of search,
 how far A's picks are ahead of B's (the searches are not paired: the difference of the means,
 and the share of (A seed, B seed) pairs in which A's pick is placed higher, ties counting half).
+Tests: the paired differences get a two-sided sign test (ties dropped) and a two-sided Wilcoxon
+signed-rank test, per search and over all searches; A against B a one-sided Mann-Whitney U test.
+An input ending in .md is a table this script wrote (e.g. of a session whose placement lines are
+gone): its per-seed percentiles are read back, without test accuracies or architectures.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ import os
 import re
 import sys
 
+from scipy import stats
+
 from experiments.search_quality.table import mean_sd
 
 PICK = re.compile(r"(?P<search>[^/]+)_s(?P<seed>\d+)/pick_(?P<pick>[^/]+)/?$")
+#: A row of the first table this script writes: | search | pick | mean ± sd | s0 50.0, s1 25.0 | ...
+TABLE_ROW = re.compile(r"^\| (?P<search>[^ |]+) \| (?P<pick>[^ |]+) \| [^|]+ \| (?P<seeds>(s\d+ [-\d.]+(, )?)+) \|")
 
 
 def load_picks(lines) -> dict[tuple[str, str], dict[int, dict]]:
@@ -36,11 +45,34 @@ def load_picks(lines) -> dict[tuple[str, str], dict[int, dict]]:
         match = PICK.search(entry["search"].rstrip("/"))
         if match is None:
             raise ValueError(f"{entry['search']}: not a <search>_s<seed>/pick_<estimator> folder")
-        picks.setdefault((match["search"], match["pick"]), {})[int(match["seed"])] = entry
+        by_seed = picks.setdefault((match["search"], match["pick"]), {})
+        if int(match["seed"]) in by_seed:
+            raise ValueError(f"{entry.get('source', entry['search'])}: a second placement of {match['search']} seed "
+                             f"{match['seed']}, pick {match['pick']}")
+        by_seed[int(match["seed"])] = entry
     return picks
 
 
+def table_lines(path: str, text: str) -> list[str]:
+    """Placement lines (percentile only, value None) for the per-seed percentiles of a picks table
+    this script wrote; `path` names their source."""
+    lines = []
+    for row in text.splitlines():
+        match = TABLE_ROW.match(row)
+        if match is None:
+            continue
+        for item in match["seeds"].split(", "):
+            seed, percentile = item[1:].split(" ")
+            lines.append(json.dumps({"search": f"{match['search']}_s{seed}/pick_{match['pick']}", "source": path,
+                                     "value": None, "percentile": float(percentile)}))
+    if not lines:
+        raise ValueError(f"{path}: no per-seed rows of a picks table")
+    return lines
+
+
 def _choices(entry: dict) -> list | None:
+    if "source" in entry:               # read back from a table: no architecture
+        return None
     path = os.path.join(entry["search"], "arch.json")
     if not os.path.exists(path):
         return None
@@ -55,24 +87,39 @@ def markdown(picks: dict[tuple[str, str], dict[int, dict]], baseline: str) -> st
     for (search, pick), by_seed in sorted(picks.items()):
         seeds = sorted(by_seed)
         values = [by_seed[s]["percentile"] for s in seeds]
-        accs = [by_seed[s]["value"] for s in seeds]
+        accs = [by_seed[s]["value"] for s in seeds if by_seed[s]["value"] is not None]
         base = picks.get((search, baseline), {})
-        same = sum(1 for s in seeds if s in base and _choices(by_seed[s]) is not None
-                   and _choices(by_seed[s]) == _choices(base[s]))
+        known = [s for s in seeds if s in base and None not in (_choices(by_seed[s]), _choices(base[s]))]
+        same = sum(_choices(by_seed[s]) == _choices(base[s]) for s in known)
         lines.append(f"| {search} | {pick} | {mean_sd(values, 1)} | "
-                     f"{', '.join(f's{s} {v:.1f}' for s, v in zip(seeds, values))} | {mean_sd(accs, 4)} | "
-                     f"{same}/{len(seeds)} |")
+                     f"{', '.join(f's{s} {v:.1f}' for s, v in zip(seeds, values))} | {mean_sd(accs, 4) if accs else '-'} | "
+                     f"{f'{same}/{len(known)}' if known else '-'} |")
     lines += ["", f"Paired on the same supernets: percentile of the pick minus that of the {baseline} pick", "",
-              "| search | derive picks by | difference (mean ± sd) | better / worse / equal |", "|---|---|---|---|"]
+              "| search | derive picks by | difference (mean ± sd) | better / worse / equal | sign test p | "
+              "Wilcoxon p |", "|---|---|---|---|---|---|"]
+    pooled: dict[str, dict[str, list[float]]] = {}         # pick -> search -> differences
     for (search, pick), by_seed in sorted(picks.items()):
         base = picks.get((search, baseline))
         if pick == baseline or not base:
             continue
         diffs = [by_seed[s]["percentile"] - base[s]["percentile"] for s in sorted(by_seed) if s in base]
         if diffs:
-            counts = (sum(d > 0 for d in diffs), sum(d < 0 for d in diffs), sum(d == 0 for d in diffs))
-            lines.append(f"| {search} | {pick} | {mean_sd(diffs, 1)} | {' / '.join(map(str, counts))} |")
+            lines.append(f"| {search} | {pick} | {_paired_cells(diffs)} |")
+            pooled.setdefault(pick, {})[search] = diffs
+    for pick, by_search in sorted(pooled.items()):
+        if len(by_search) > 1:
+            lines.append(f"| all searches | {pick} | {_paired_cells(sum(by_search.values(), []))} |")
     return "\n".join(lines) + "\n"
+
+
+def _paired_cells(diffs: list[float]) -> str:
+    """mean ± sd | better / worse / equal | sign test p | Wilcoxon p of paired differences."""
+    better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    sign = stats.binomtest(better, better + worse).pvalue if better + worse else float("nan")
+    nonzero = [d for d in diffs if d != 0]
+    wilcoxon = stats.wilcoxon(nonzero).pvalue if len(nonzero) >= 2 else float("nan")
+    return (f"{mean_sd(diffs, 1)} | {better} / {worse} / {len(diffs) - better - worse} | {sign:.3f} | "
+            f"{wilcoxon:.3f}")
 
 
 def versus(picks: dict[tuple[str, str], dict[int, dict]], first: str, second: str) -> str:
@@ -81,12 +128,14 @@ def versus(picks: dict[tuple[str, str], dict[int, dict]], first: str, second: st
     share of seed pairs in which `first`'s pick is placed higher; ties count half)."""
     lines = ["", f"{first} against {second} (not paired: different supernets)", "",
              f"| derive picks by | {first} seeds | {second} seeds | difference of the means | "
-             f"share of pairs with {first} ahead |", "|---|---|---|---|---|"]
+             f"share of pairs with {first} ahead | Mann-Whitney p ({first} ahead, one-sided) |", "|---|---|---|---|---|---|"]
     for pick in sorted({p for s, p in picks if s == first} & {p for s, p in picks if s == second}):
         a = [e["percentile"] for e in picks[(first, pick)].values()]
         b = [e["percentile"] for e in picks[(second, pick)].values()]
         ahead = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / (len(a) * len(b))
-        lines.append(f"| {pick} | {len(a)} | {len(b)} | {sum(a) / len(a) - sum(b) / len(b):.1f} | {ahead:.2f} |")
+        p = stats.mannwhitneyu(a, b, alternative="greater").pvalue
+        lines.append(f"| {pick} | {len(a)} | {len(b)} | {sum(a) / len(a) - sum(b) / len(b):.1f} | {ahead:.2f} | "
+                     f"{p:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -102,7 +151,7 @@ def main(argv=None) -> None:
     lines = []
     for path in args.placed:
         with open(path) as f:
-            lines += f.readlines()
+            lines += table_lines(path, f.read()) if path.endswith(".md") else f.readlines()
     picks = load_picks(lines)
     sys.stdout.write(markdown(picks, args.baseline))
     for pair in args.versus:
