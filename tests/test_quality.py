@@ -471,6 +471,40 @@ def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tm
         "Ranked by accuracy or by loss")[1]
 
 
+def test_best_of_k_is_the_exact_mean_over_every_subset(tmp_path, capsys):
+    """estimators.py --best-of K: the expected percentile of the estimator's favourite among K
+    random pool architectures equals the brute-force mean over all K-subsets, by score and by loss."""
+    from itertools import combinations as subsets
+
+    from enas.quality import percentile
+    from experiments.search_quality.estimators import best_of_k_percentile, main
+    truth = [0.30, 0.42, 0.35, 0.38, 0.41, 0.33, 0.36]
+    scores = [0.2, 0.5, 0.1, 0.4, 0.3, 0.25, 0.45]
+    losses = [1.9, 1.6, 1.5, 1.7, 1.8, 2.0, 1.65]
+    rows = [{"one_shot_score": s, "one_shot_loss": l, "ground_truth_mean": t} for s, l, t in zip(scores, losses, truth)]
+    report = {"rows": rows + [{"one_shot_score": 0.9, "one_shot_loss": 0.1, "ground_truth_mean": math.nan}]}
+
+    def brute(k, key):
+        picks = [min(subset, key=key) for subset in subsets(range(7), k)]
+        return sum(percentile(truth[i], truth[:i] + truth[i + 1:]) for i in picks) / len(picks)
+
+    for k in (1, 3, 7):
+        assert best_of_k_percentile(report, k) == pytest.approx(brute(k, lambda i: -scores[i]))
+        assert best_of_k_percentile(report, k, by_loss=True) == pytest.approx(brute(k, lambda i: losses[i]))
+    assert best_of_k_percentile(report, 1) == pytest.approx(50.0)          # one random architecture: the median
+    assert best_of_k_percentile(report, 7) == pytest.approx(100.0)          # score's favourite (0.5): the best truth
+    with pytest.raises(ValueError, match="--best-of 8: between 1 and the 7 architectures"):
+        best_of_k_percentile(report, 8)
+    (tmp_path / "random_s0").mkdir()
+    figures = {"kendall_tau": 0.4, "spearman_rho": 0.5, "top_k_overlap": 0.5}
+    (tmp_path / "random_s0" / "standalone78.json").write_text(json.dumps({
+        **report, "estimator": {"label": "standalone, 78 steps"}, "one_shot_tau": 0.4, "noise_ceiling_tau": 0.7,
+        "num_archs": 7, "one_shot": {}, "measurement_names": ["m1"], "pairs": {"one-shot vs m1": figures}}))
+    main([str(tmp_path), "standalone78", "--best-of", "7"])
+    out = capsys.readouterr().out
+    assert f"| standalone, 78 steps (standalone78) | random | 0 | 7 | 100.0 | {brute(7, lambda i: losses[i]):.1f} |" in out
+
+
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):
     """experiments/search_quality/picks.py: per search and estimator of the pick, the percentile
     over the seeds, how often two estimators picked the same architecture, the paired difference."""

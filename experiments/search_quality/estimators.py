@@ -15,7 +15,10 @@ for each `inherit<k>` with a `standalone<k>` beside it (or each `--pair REPORT:B
 paired difference of their taus on the same supernets (what the shared weights add to k
 training steps). With `--loss`, a last table ranks the same estimates by their validation loss
 instead of their accuracy (reports whose rows keep `one_shot_loss`; each tau against the mean of
-all the ground-truth trainings).
+all the ground-truth trainings). With `--best-of K` (repeatable), a table of what a user gets who
+draws K of the pool's architectures at random and keeps the one the estimator ranks first (by
+score, and by loss where kept): the expected ground-truth percentile of that pick among the other
+architectures, exact over every K-subset (K = the pool size gives the top pick's percentile).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import re
 import statistics
 import sys
 from itertools import combinations
+from math import comb
 
 from enas.quality import percentile
 from enas.ranking import kendall_tau, report_label
@@ -60,6 +64,42 @@ def top_pick_percentile(report: dict) -> float:
     pick = max(rows, key=lambda r: r["one_shot_score"])
     others = [r["ground_truth_mean"] for r in rows if r is not pick]
     return percentile(pick["ground_truth_mean"], others, report.get("higher_is_better", True))
+
+
+def best_of_k_percentile(report: dict, k: int, by_loss: bool = False) -> float:
+    """The expected ground-truth percentile (as `top_pick_percentile`) of the architecture the
+    estimator ranks first (highest score, or lowest loss) within a uniformly drawn k-subset of the
+    report's architectures. Exact: the i-th best of n is the pick of the C(n - 1 - i, k - 1) subsets
+    that hold it and only worse-ranked others."""
+    rows = [r for r in report["rows"] if r["ground_truth_mean"] == r["ground_truth_mean"]]
+    if not 1 <= k <= len(rows):
+        raise ValueError(f"--best-of {k}: between 1 and the {len(rows)} architectures of the pool")
+    order = sorted(rows, key=(lambda r: r["one_shot_loss"]) if by_loss else (lambda r: -r["one_shot_score"]))
+    higher = report.get("higher_is_better", True)
+    total = 0.0
+    for i, row in enumerate(order):
+        others = [r["ground_truth_mean"] for r in rows if r is not row]
+        total += comb(len(order) - 1 - i, k - 1) * percentile(row["ground_truth_mean"], others, higher)
+    return total / comb(len(order), k)
+
+
+def best_of_markdown(runs: str, reports: list[str], ks: list[int]) -> str:
+    """Per report and strategy: the expected percentile of the best-of-k pick, by score and by loss."""
+    lines = ["", "Best of K random architectures of the pool, as the estimator ranks them: the expected "
+             "percentile of the pick (mean ± sd over the supernets)", "",
+             "| estimator (report) | supernets of | seeds | K | ranked by score | ranked by loss |",
+             "|---|---|---|---|---|---|"]
+    for report in reports:
+        by_run = load_reports(runs, report)
+        for strategy in sorted({s for s, _ in by_run}):
+            found = [by_run[key] for key in sorted(by_run) if key[0] == strategy]
+            seeds = ",".join(str(seed) for s, seed in sorted(by_run) if s == strategy)
+            with_loss = all("one_shot_loss" in row for r in found for row in r["rows"])
+            for k in ks:
+                by_loss = mean_sd([best_of_k_percentile(r, k, True) for r in found], 1) if with_loss else "-"
+                lines.append(f"| {report_label(found[0])} ({report}) | {strategy} | {seeds} | {k} | "
+                             f"{mean_sd([best_of_k_percentile(r, k) for r in found], 1)} | {by_loss} |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_rows(runs: str, reports: list[str]) -> list[dict]:
@@ -166,6 +206,8 @@ def main(argv=None) -> None:
     parser.add_argument("--pair", action="append", metavar="REPORT:BASELINE",
                         help="paired tau difference of two reports (default: each inherit<k> with standalone<k>)")
     parser.add_argument("--loss", action="store_true", help="also rank each estimate by its validation loss")
+    parser.add_argument("--best-of", type=int, action="append", default=[], metavar="K",
+                        help="expected percentile of the best of K random pool architectures, as each estimator ranks them")
     args = parser.parse_args(argv)
     pairs = None if args.pair is None else [tuple(p.split(":", 1)) for p in args.pair]
     if pairs is not None and any(len(p) != 2 for p in pairs):
@@ -173,6 +215,8 @@ def main(argv=None) -> None:
     sys.stdout.write(markdown(args.runs, args.reports, pairs))
     if args.loss:
         sys.stdout.write(loss_markdown(args.runs, args.reports))
+    if args.best_of:
+        sys.stdout.write(best_of_markdown(args.runs, args.reports, args.best_of))
 
 
 if __name__ == "__main__":
