@@ -15,7 +15,7 @@ import torch
 
 from enas.build import build_search, build_training
 from enas.cli.common import CONFIG_DIR
-from enas.runs import DERIVE_ADDED, DERIVE_RANK_BY, derive_estimator, derive_inherit_options
+from enas.runs import DERIVE_ADDED, DERIVE_RANK_BY, check_final_round, derive_estimator, derive_inherit_options
 from enas.strategies.base import uniform_architecture
 from tests.helpers import compose_config
 
@@ -58,9 +58,11 @@ def test_preset_builds_every_object(preset, tmp_path):
         assert loop.strategy.controller.lstm_size == cfg["controller"]["lstm_size"]
     assert loop.s.epochs == cfg["search"]["epochs"] and loop.s.lr == cfg["search"]["optim"]["lr"]
     assert loop.strategy.ask(2) and loop.strategy.train_samples(1)
-    # the preset's derive: a known estimator and ranking, and inherit steps where it trains candidates
+    # the preset's derive: a known estimator and ranking, inherit steps where it trains candidates,
+    # a valid final round
     derive = {**DERIVE_ADDED, **cfg["derive"]}
     assert derive["rank_by"] in DERIVE_RANK_BY
+    check_final_round(derive)
     if derive_estimator(loop, derive["estimator"]) == "inherit":
         assert derive_inherit_options(cfg, derive)["steps_per_epoch"] >= 1
 

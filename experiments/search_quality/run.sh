@@ -298,3 +298,42 @@ for run in $S7/*_s?; do    # rank checks of the new supernets (ran two at a time
 done
 $BIN/python -m experiments.search_quality.estimators $S7 rank_check_24 inherit20bn --pair inherit20bn:rank_check_24 \
     --loss > experiments/search_quality/estimators_s7.md
+
+# 9. Eighth session: a final round in derive, a low-fidelity baseline, more seeds (README section 2g).
+#    Six new supernets with the preset's search (REINFORCE seeds 10-12, random search seeds 8-10),
+#    each derived by its shared weights, by the preset's derive, and by the preset's derive plus a
+#    final round (`finalists=5`: the five best trained one epoch from scratch and ranked again);
+#    the seventh session's seven supernets derived with the final round too; every pick placed in
+#    the committed pool (no pool training this session).
+S8=$OUT/s8
+for run in reinforce_s10 random_s8 reinforce_s11 random_s9 reinforce_s12 random_s10; do
+    strategy=${run%_s*} seed=${run##*_s}
+    $BIN/enas-search "${TASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$S8/$run
+    pick $S8/$run one_shot estimator=one_shot rank_by=score
+    pick $S8/$run inherit20bn_loss workers=1          # the preset's derive (inherit 20 + BN, by loss)
+done
+for run in $S7/*_s? $S8/*_s?; do
+    pick $run final5 estimator=inherit steps=20 recalibrate_bn=20 rank_by=loss finalists=5 finalist_epochs=1 workers=1
+done
+for p in $S8/*_s*/pick_*; do
+    $BIN/python -m experiments.search_quality.place_derived experiments/search_quality/pool24_s7.json $p \
+        --data-path $CIFAR --workers 1 >> $S8/placed.jsonl
+done
+for p in $S7/*_s*/pick_final5; do
+    $BIN/python -m experiments.search_quality.place_derived experiments/search_quality/pool24_s7.json $p \
+        --data-path $CIFAR --workers 1 >> $S7/placed_final.jsonl
+done
+cat $S7/placed.jsonl $S7/placed_final.jsonl $S8/placed.jsonl > experiments/search_quality/placed_s8.jsonl
+$BIN/python -m experiments.search_quality.picks experiments/search_quality/placed_s8.jsonl \
+    --baseline inherit20bn_loss --versus reinforce:random > experiments/search_quality/picks_s8.md
+$BIN/python -m experiments.search_quality.picks experiments/search_quality/picks_s6.md \
+    experiments/search_quality/placed_s8.jsonl --baseline one_shot --versus reinforce:random \
+    > experiments/search_quality/picks_all.md
+# The low-fidelity baseline: the 24 pool architectures each trained one epoch from scratch (BN
+# recalibrated), twice (the run folder only sets the children's seeds), and what a user gets who
+# keeps the best of K random architectures by that estimate.
+for run in $S7/random_s5 $S7/reinforce_s9; do
+    rank_check $run standalone78bn estimator.name=standalone estimator.steps=78 estimator.recalibrate_bn=20
+done
+$BIN/python -m experiments.search_quality.estimators $S7 standalone78bn rank_check_24 inherit20bn \
+    --best-of 1 --best-of 3 --best-of 5 --best-of 10 --best-of 24 > experiments/search_quality/best_of_k.md
