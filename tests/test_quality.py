@@ -606,3 +606,34 @@ def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_
         load_pool(str(table_path), [0])
     main([str(pool), "--seeds", "0,1"])
     assert json.loads(capsys.readouterr().out) == exported          # the command prints the exported table
+
+
+def test_place_derived_places_a_pick_in_the_committed_pool_and_names_a_failed_training(tmp_path, monkeypatch, capsys):
+    """place_derived.py against pool24_s7.json: the mean of the pick's trainings placed among the
+    pool's two measurements; a training that failed (e.g. another process training the same
+    architecture into the same folder) stops it with that error, not a KeyError."""
+    import sys
+    from pathlib import Path
+
+    from experiments.search_quality import place_derived
+    pool = Path(place_derived.__file__).with_name("pool24_s7.json")
+    arch = json.loads(pool.read_text())["archs"][0]["arch"]
+    pick = tmp_path / "reinforce_s0" / "pick_x"
+    pick.mkdir(parents=True)
+    (pick / "arch.json").write_text(json.dumps(arch))
+    trained = []
+
+    def fake_training(train_job, jobs, engine):
+        trained.extend(jobs)
+        return [{"test": {"acc": acc}} for acc in (0.50, 0.52, 0.54)]          # above every pool network
+
+    monkeypatch.setattr(place_derived, "train_architectures", fake_training)
+    monkeypatch.setattr(sys, "argv", ["place_derived", str(pool), str(pick), "--workers", "1", "--data-path", "/data"])
+    place_derived.main()
+    line = json.loads(capsys.readouterr().out)
+    assert line["search"] == str(pick) and line["value"] == pytest.approx(0.52) and line["percentile"] == 100.0
+    assert len(trained) == 3 and line["trainings"] == [0.50, 0.52, 0.54]
+    monkeypatch.setattr(place_derived, "train_architectures",
+                        lambda train_job, jobs, engine: [{"test": {"acc": 0.4}}, {"error": "run dir is locked"}, {}])
+    with pytest.raises(SystemExit, match="pick_x: 2 of 3 trainings failed: run dir is locked"):
+        place_derived.main()

@@ -54,6 +54,9 @@ def main() -> None:
             out = os.path.join(os.path.dirname(os.path.abspath(search)), "derived")
             jobs = ground_truth_jobs(config, space, [arch], seeds[:args.average], out)
             results = train_architectures(train_job, jobs, engine)
+            failed = [r.get("error", "no test metrics") for r in results if "test" not in r]
+            if failed:      # e.g. another process trains the same architecture into the same folder
+                raise SystemExit(f"{search}: {len(failed)} of {len(results)} trainings failed: {failed[0]}")
             value = float(np.mean([r["test"]["acc"] for r in results]))
             per, mean = placement(value, measured)
             print(json.dumps({"search": search, "value": value, "percentile": mean,
