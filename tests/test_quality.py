@@ -502,7 +502,18 @@ def test_best_of_k_is_the_exact_mean_over_every_subset(tmp_path, capsys):
         "num_archs": 7, "one_shot": {}, "measurement_names": ["m1"], "pairs": {"one-shot vs m1": figures}}))
     main([str(tmp_path), "standalone78", "--best-of", "7"])
     out = capsys.readouterr().out
-    assert f"| standalone, 78 steps (standalone78) | random | 0 | 7 | 100.0 | {brute(7, lambda i: losses[i]):.1f} |" in out
+    by_loss = brute(7, lambda i: losses[i])
+    assert f"| standalone, 78 steps (standalone78) | random | 0 | 7 | 100.0 | {by_loss:.1f} |" in out
+    assert "| all |" not in out                                          # one strategy: no pooled row
+    (tmp_path / "reinforce_s1").mkdir()                                  # a second supernet, reversed scores
+    reversed_rows = [{**row, "one_shot_score": -row["one_shot_score"]} for row in rows]
+    (tmp_path / "reinforce_s1" / "standalone78.json").write_text(json.dumps({
+        **json.loads((tmp_path / "random_s0" / "standalone78.json").read_text()), "rows": reversed_rows}))
+    main([str(tmp_path), "standalone78", "--best-of", "7"])
+    out = capsys.readouterr().out
+    worst = percentile(truth[2], truth[:2] + truth[3:])                   # reversed: the lowest score (arch 2) wins
+    assert f"| reinforce | 1 | 7 | {worst:.1f} |" in out
+    assert f"| all | 0,1 | 7 | {(100.0 + worst) / 2:.1f} ± " in out
 
 
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):

@@ -18,7 +18,8 @@ instead of their accuracy (reports whose rows keep `one_shot_loss`; each tau aga
 all the ground-truth trainings). With `--best-of K` (repeatable), a table of what a user gets who
 draws K of the pool's architectures at random and keeps the one the estimator ranks first (by
 score, and by loss where kept): the expected ground-truth percentile of that pick among the other
-architectures, exact over every K-subset (K = the pool size gives the top pick's percentile).
+architectures, exact over every K-subset (K = the pool size gives the top pick's percentile), per
+strategy of the supernets' searches and over all of them.
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ def best_of_markdown(runs: str, reports: list[str], ks: list[int]) -> str:
              "|---|---|---|---|---|---|"]
     for report in reports:
         by_run = load_reports(runs, report)
-        for strategy in sorted({s for s, _ in by_run}):
-            found = [by_run[key] for key in sorted(by_run) if key[0] == strategy]
-            seeds = ",".join(str(seed) for s, seed in sorted(by_run) if s == strategy)
+        strategies = sorted({s for s, _ in by_run})
+        for strategy in strategies + (["all"] if len(strategies) > 1 else []):    # all: every supernet of the report
+            found = [by_run[key] for key in sorted(by_run) if strategy in (key[0], "all")]
+            seeds = ",".join(str(seed) for s, seed in sorted(by_run) if strategy in (s, "all"))
             with_loss = all("one_shot_loss" in row for r in found for row in r["rows"])
             for k in ks:
                 by_loss = mean_sd([best_of_k_percentile(r, k, True) for r in found], 1) if with_loss else "-"

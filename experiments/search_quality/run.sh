@@ -332,8 +332,14 @@ $BIN/python -m experiments.search_quality.picks experiments/search_quality/picks
 # The low-fidelity baseline: the 24 pool architectures each trained one epoch from scratch (BN
 # recalibrated), twice (the run folder only sets the children's seeds), and what a user gets who
 # keeps the best of K random architectures by that estimate.
-for run in $S7/random_s5 $S7/reinforce_s9; do
+for run in $S7/random_s5 $S7/reinforce_s9 $S7/random_s6; do
     rank_check $run standalone78bn estimator.name=standalone estimator.steps=78 estimator.recalibrate_bn=20
 done
 $BIN/python -m experiments.search_quality.estimators $S7 standalone78bn rank_check_24 inherit20bn \
     --best-of 1 --best-of 3 --best-of 5 --best-of 10 --best-of 24 > experiments/search_quality/best_of_k.md
+# What they cost: the preset's search again (REINFORCE seed 10: the same rewards to the last digit),
+# its derive, and the derive with the final round, under /usr/bin/time (beside other runs).
+T='%e s wall, %U s user, %S s system'
+/usr/bin/time -f "search: $T" $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=10 hydra.run.dir=$OUT/cost_s10
+/usr/bin/time -f "derive: $T" $BIN/enas-derive run_dir=$OUT/cost_s10 workers=1
+/usr/bin/time -f "derive, finalists=5: $T" $BIN/enas-derive run_dir=$OUT/cost_s10 workers=1 finalists=5
