@@ -254,15 +254,11 @@ def _final_round(loop, ranked: list, options: dict, device_option: str, device) 
             + (f", BN statistics re-estimated on {recalibrated} training batches" if recalibrated else "")
             + f") and ranked again by their {'validation loss' if options['rank_by'] == 'loss' else 'score'}")
     log.info(f"derive: final round: the first {k} candidates, each trained from scratch for {epochs} "
-             f"epoch{'s' if epochs > 1 else ''} (derive.finalists={k})")
-    finalists = ranked[:k]
-    scored = trained_scores(config, loop, "standalone", [arch for arch, _, _ in finalists], evaluator_options, device)
-    if not any(np.isfinite(reward) for reward, _ in scored):
-        raise UserError(f"derive: the training of every finalist failed (derive.finalists={k}); see "
-                        f"{os.path.join(os.path.dirname(loop.checkpoint_path), 'derive.log')}")
-    failed = {loop.task.metric: float("nan")}
-    rescored = [(arch, {**(metrics or failed), "first_round_score": first}, float(reward))
-                for (arch, _, first), (reward, metrics) in zip(finalists, scored)]
+             f"epoch{'s' if epochs > 1 else ''} (derive.finalists={options['finalists']})")
+    finalists = [arch for arch, _, _ in ranked[:k]]
+    scored = trained_scores(config, loop, "standalone", finalists, evaluator_options, device)
+    rescored = [(arch, {**metrics, "first_round_score": first}, score) for (arch, metrics, score), (_, _, first)
+                in zip(_trained_entries(loop, finalists, scored, "finalist", f"derive.finalists={options['finalists']}"), ranked)]
     rescored = (lowest_loss_first if options["rank_by"] == "loss" else best_first)(rescored)
     log.info("derive: finalists\n" + format_table(loop.space, rescored, loop.task.metric, k))
     return rescored + ranked[k:], options["scored_by"] + text
@@ -296,12 +292,18 @@ def _scored_candidates(loop, options: dict, device_option: str, device) -> tuple
             + (f"BN statistics re-estimated on {recalibrated} training batches, then " if recalibrated else "") + shown)
     log.info(f"derive: {len(candidates)} candidates from strategy {loop.strategy.name}, each scored by {text}")
     scored = trained_scores(config, loop, "inherit", candidates, evaluator_options, device)
+    return best_first(_trained_entries(loop, candidates, scored, "candidate", "derive.estimator=inherit")), text
+
+
+def _trained_entries(loop, archs: list, scored: list[tuple[float, dict | None]], what: str, option: str) -> list:
+    """(architecture, metrics, score) of each trained architecture, in order; a failed training
+    scores nan with a nan metric; a UserError when every training failed (`what` names them,
+    `option` the setting that asked for them)."""
     if not any(np.isfinite(reward) for reward, _ in scored):
-        raise UserError(f"derive: the training of every candidate failed (derive.estimator=inherit); "
-                        f"see {os.path.join(os.path.dirname(loop.checkpoint_path), 'derive.log')}")
+        raise UserError(f"derive: the training of every {what} failed ({option}); see "
+                        f"{os.path.join(os.path.dirname(loop.checkpoint_path), 'derive.log')}")
     failed = {loop.task.metric: float("nan")}
-    return best_first([(arch, metrics or failed, float(reward))
-                       for arch, (reward, metrics) in zip(candidates, scored)]), text
+    return [(arch, metrics or failed, float(reward)) for arch, (reward, metrics) in zip(archs, scored)]
 
 
 def derive_estimator(loop, asked: str) -> str:
