@@ -186,9 +186,7 @@ def run_derive(cfg: dict, user_space=None, user_data=None) -> dict:
         searched = {**DERIVE_ADDED, **loop.metadata["config"]["derive"]}    # older runs lack the added keys
         options = {k: cfg[k] if cfg.get(k) is not None else searched[k]
                    for k in ("num_samples", "valid_batches", "seed", *DERIVE_ADDED)}
-        if options["rank_by"] not in DERIVE_RANK_BY:
-            raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)}")
-        check_final_round(options)
+        check_derive_options(options)
         if loop.supernet is not None:
             options["valid_batches"] = clamp_batches("derive.valid_batches", options["valid_batches"],
                                                      loop.task.num_batches("valid"))
@@ -225,8 +223,11 @@ def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
     return lowest_loss_first(ranked), text + ", ranked by the validation loss (lowest first)"
 
 
-def check_final_round(options: dict) -> None:
-    """derive.finalists >= 0 and derive.finalist_epochs >= 1, or a UserError naming the bad value."""
+def check_derive_options(options: dict) -> None:
+    """A known derive.rank_by, derive.finalists >= 0 and derive.finalist_epochs >= 1, or a
+    UserError naming the bad value (the estimator is checked where it is resolved)."""
+    if options["rank_by"] not in DERIVE_RANK_BY:
+        raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)}")
     if options["finalists"] < 0:
         raise UserError(f"derive.finalists={options['finalists']}: the number of best candidates trained from "
                         f"scratch before the pick, >= 0 (0: none)")

@@ -131,11 +131,11 @@ def test_final_round_trains_the_first_candidates_from_scratch_and_ranks_them_aga
     trained.update({0: (math.nan, None), 1: (math.nan, None)})
     with pytest.raises(UserError, match="the training of every finalist failed .*run/derive.log"):
         runs._final_round(_SearchedLoop(), first, {**options, "finalists": 3}, "cpu", "device")
-    runs.check_final_round({"finalists": 0, "finalist_epochs": 1})
+    runs.check_derive_options({"rank_by": "loss", "finalists": 0, "finalist_epochs": 1})
     with pytest.raises(UserError, match="derive.finalists=-1: the number of best candidates"):
-        runs.check_final_round({"finalists": -1, "finalist_epochs": 1})
+        runs.check_derive_options({"rank_by": "score", "finalists": -1, "finalist_epochs": 1})
     with pytest.raises(UserError, match="derive.finalist_epochs=0: each finalist trains at least 1 epoch"):
-        runs.check_final_round({"finalists": 2, "finalist_epochs": 0})
+        runs.check_derive_options({"rank_by": "score", "finalists": 2, "finalist_epochs": 0})
 
 
 def _arch_json(run_dir) -> dict:
