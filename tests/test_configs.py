@@ -54,7 +54,7 @@ OFFICIAL_ADAM = {"adam_beta1": 0.0, "adam_eps": 1e-3}   # melodyguan/enas src/ut
 
 
 @pytest.mark.parametrize("experiment", ["enas_cifar10_micro", "enas_cifar10_macro", "enas_ptb", "enas_ptb_small",
-                                        "enas_fashion_micro"])
+                                        "enas_fashion_micro", "quality_cifar_micro"])
 def test_paper_presets_use_the_official_details(experiment):
     """Issue 9, section 1: the paper presets turn on every official detail, and the controller builds."""
     from enas.build import build_space
@@ -81,6 +81,30 @@ def test_paper_presets_use_the_official_details(experiment):
     strategy = build_strategy(cfg["strategy"]["name"], space, **cfg["strategy"]["options"])
     assert strategy.optimizer.param_groups[0]["betas"][0] == 0.0 and strategy.controller.priors
 
+
+
+# The section-1 details of each harness space, undone (experiments/search_quality/run.sh, before_fixes).
+BEFORE_FIXES = {"quality_cifar_micro": ["controller.priors=false", "space.sizes.sep_conv_stack=1",
+                                        "space.sizes.per_input_weights=false", "space.sizes.aux_head=false",
+                                        "search.aux_weight=0.0"],
+                "quality_cifar_macro": ["controller.skip_pair=false", "controller.skip_penalty=sum",
+                                        "space.sizes.branch_conv1x1=false"]}
+
+
+@pytest.mark.parametrize("experiment", sorted(BEFORE_FIXES))
+def test_harness_ground_truth_ignores_the_supernet_settings(experiment):
+    """A harness preset trains the official network from scratch whatever the supernet is set to,
+    so every search setting (the fidelity fixes undone, say) is placed in one trained pool."""
+    from enas.quality import training_part
+    official = compose_config("search", [f"experiment={experiment}"])
+    undone = compose_config("search", [f"experiment={experiment}", *BEFORE_FIXES[experiment]])
+    assert official["space"]["sizes"] != undone["space"]["sizes"]
+    assert training_part(undone) == training_part(official)
+    sizes = training_part(official)["space"]["sizes"]
+    if "micro" in experiment:
+        assert sizes["sep_conv_stack"] == 2 and sizes["per_input_weights"] is True and sizes["aux_head"] is False
+    else:
+        assert sizes["branch_conv1x1"] is True
 
 # --- where the configs live; Hydra settings ---------------------------------------------------------------
 PRIMARY = {"search": [], "train": ["arch=x.json"], "compare": [], "derive": ["run_dir=x"], "rank_check": ["run_dir=x"],

@@ -341,7 +341,7 @@ def test_train_architectures_retries_a_job_whose_worker_died(tmp_path, caplog):
 def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     """experiments/search_quality/table.py: a setting's rows from enas-beats-random reports, from
     place_derived lines of an interrupted run, and the rank checks of each search."""
-    from experiments.search_quality.table import markdown, parse_groups, rows
+    from experiments.search_quality.table import markdown, parse_groups, rows, select_checks
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "beats_random.json").write_text(json.dumps({"noise_ceiling_tau": 0.7, "runs": [
         {"strategy": "reinforce", "seed": 2, "status": "ok", "percentile": 90.0, "value": 0.4},
@@ -371,6 +371,13 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     again = {(r["setting"], r["strategy"]): r for r in rows(str(tmp_path), parse_groups(["main=a,b"]), pool)}
     assert again["main", "reinforce"]["pool_percentiles"] == [43.75, 81.25]  # 0.38: 37.5 / 50, 0.4: 75 / 87.5 (ties half)
     assert "| derived percentile among 4 random | seeds |" in markdown(list(again.values()))
+    # only the 2,000-image check (the micro table): its two columns and no other check's
+    only = select_checks(["rank_check_2000.json"])
+    short = markdown(rows(str(tmp_path), parse_groups(["main=a,b"]), checks=only), only)
+    assert "| main | reinforce | 0.700 | 0.42 | 0.60 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in short
+    assert "1,000" not in short and "24 archs" not in short
+    with pytest.raises(SystemExit, match="unknown rank check 'rank_check_5.json'"):
+        select_checks(["rank_check_5.json"])
 
 
 def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):

@@ -343,3 +343,39 @@ T='%e s wall, %U s user, %S s system'
 /usr/bin/time -f "search: $T" $BIN/enas-search "${TASK[@]}" strategy=reinforce seed=10 hydra.run.dir=$OUT/cost_s10
 /usr/bin/time -f "derive: $T" $BIN/enas-derive run_dir=$OUT/cost_s10 workers=1
 /usr/bin/time -f "derive, finalists=5: $T" $BIN/enas-derive run_dir=$OUT/cost_s10 workers=1 finalists=5
+
+# 10. Ninth session: the micro space (section 4). Preset quality_cifar_micro; its own pool of 12
+#     uniformly drawn micro networks trained with seeds 0 and 1 (one training per measurement:
+#     noise ceiling 0.545), then with seeds 2 and 3 too (a measurement the mean of 2 trainings);
+#     each setting searched, derived by the preset (the shared weights, 50 samples + greedy + best
+#     seen on the 2,000 validation images), rank-checked on the pool's 12 architectures and placed
+#     among them. The supernet settings leave the ground-truth network official (trainer.sizes).
+M=$OUT/micro
+MTASK=(experiment=quality_cifar_micro data.path=$CIFAR)
+$BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1]' workers=1 out_dir=$M/pool
+mkdir -p $M/pool4 && ln -sfn "$(realpath $M/pool/random)" $M/pool4/random      # the 24 trainings reused
+$BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=1 \
+    out_dir=$M/pool4
+BEFORE=(controller.priors=false space.sizes.sep_conv_stack=1 space.sizes.per_input_weights=false
+        space.sizes.aux_head=false search.aux_weight=0.0 controller.adam_beta1=0.9 controller.adam_eps=1e-8)
+micro() {   # name strategy seed [overrides...]: search, derive, rank check, placement
+    local name=$1 strategy=$2 seed=$3; shift 3
+    local run=$M/runs/$name/$strategy-seed$seed/search
+    $BIN/enas-search "${MTASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
+    $BIN/enas-derive run_dir=$run
+    ln -sfn "$(realpath $M/pool/random)" $run/rank_check_runs
+    $BIN/enas-rank-check run_dir=$run report=rank_check_2000 num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3]' \
+        ground_truth.average=2 ground_truth.workers=1
+    $BIN/python -m experiments.search_quality.place_derived $M/pool4 $run --seeds 0,1,2,3 --average 2 --workers 1 \
+        >> $M/runs/$name/placed.jsonl
+}
+for seed in 0 1 2; do micro main reinforce $seed; done
+for seed in 0 1; do micro main random $seed; done
+micro before_fixes reinforce 0 "${BEFORE[@]}"
+micro warmup reinforce 0 search.warmup_epochs=3
+# FairNAS trains a group of 5 architectures per omega step: 16 steps per epoch keep the search's
+# forward-backward passes those of the others (78 steps x 1 architecture)
+micro fair reinforce 0 search.fair_sampling=true search.omega_steps=16
+micro variance_reduction reinforce 0 controller.baseline=batch_mean evaluator.options.shared_batches=true
+$BIN/python -m experiments.search_quality.table $M/runs --checks rank_check_2000.json \
+    > experiments/search_quality/table_micro.md

@@ -67,9 +67,10 @@ def runs_of(folder: str) -> tuple[list[dict], float | None]:
     return runs, None
 
 
-def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None) -> list[dict]:
+def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None, checks: tuple = CHECKS) -> list[dict]:
     """One dict per (setting, strategy) found under `out`; `pool`: another pool's report
-    (beats_random.json) to place the derived architectures in as well."""
+    (beats_random.json) to place the derived architectures in as well; `checks`: the rank checks
+    of `CHECKS` to read."""
     grouped = {d for dirs in groups.values() for d in dirs}
     settings = dict(groups)
     for d in sorted(os.listdir(out)):
@@ -84,21 +85,21 @@ def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None) -> li
             noise = noise if ceiling is None else ceiling
         for strategy in dict.fromkeys(r["strategy"] for r in runs):
             mine = sorted((r for r in runs if r["strategy"] == strategy), key=lambda r: r["seed"])
-            checks = {name: {"taus": [], "noise": None} for name, _, _ in CHECKS}
+            found_checks = {name: {"taus": [], "noise": None} for name, _, _ in checks}
             for r in mine:
                 search = os.path.join(out, r["dir"], f"{strategy}-seed{r['seed']}", "search")
-                for name, _, _ in CHECKS:
+                for name, _, _ in checks:
                     check = _load(os.path.join(search, name))
                     if check is not None and check.get("one_shot_tau") is not None:
-                        checks[name]["taus"].append(check["one_shot_tau"])
-                        checks[name]["noise"] = checks[name]["noise"] or check["noise_ceiling_tau"]
+                        found_checks[name]["taus"].append(check["one_shot_tau"])
+                        found_checks[name]["noise"] = found_checks[name]["noise"] or check["noise_ceiling_tau"]
             if noise is None:                         # no beats_random.json: the ceiling of a check of the same pool
-                noise = next((checks[name]["noise"] for name, _, own in CHECKS if not own and checks[name]["noise"]),
-                             None)
+                noise = next((found_checks[name]["noise"] for name, _, own in checks
+                              if not own and found_checks[name]["noise"]), None)
             percentiles = [r["percentile"] for r in mine]
             in_pool = ([placement(r["value"], pool["random"]["measurements"])[1] for r in mine]
                        if pool is not None else [])
-            found.append({"setting": setting, "strategy": strategy, "noise": noise, "checks": checks,
+            found.append({"setting": setting, "strategy": strategy, "noise": noise, "checks": found_checks,
                           "pool_percentiles": in_pool, "pool_size": pool["random"]["num_archs"] if pool else None,
                           "percentiles": percentiles, "values": [r["value"] for r in mine],
                           "seeds": [r["seed"] for r in mine], "at_80": sum(p >= 80 for p in percentiles)})
@@ -113,10 +114,10 @@ def _ceiling(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "-"
 
 
-def markdown(found: list[dict]) -> str:
+def markdown(found: list[dict], checks: tuple = CHECKS) -> str:
     """The table: per check, its one-shot tau (mean ± sd over seeds) and share of the ceiling."""
     header = ["setting", "strategy", "noise-ceiling tau (12 archs)"]
-    for _, label, own_ceiling in CHECKS:
+    for _, label, own_ceiling in checks:
         header += ([f"noise-ceiling tau ({label.split(',')[0]})"] if own_ceiling else [])
         header += [f"one-shot tau, {label}", "share of ceiling"]
     header += ["derived test acc", "derived percentile among 12 random (mean ± sd)", "runs >= 80th"]
@@ -125,7 +126,7 @@ def markdown(found: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in found:
         cells = [r["setting"], r["strategy"], _ceiling(r["noise"])]
-        for name, _, own_ceiling in CHECKS:
+        for name, _, own_ceiling in checks:
             check = r["checks"][name]
             ceiling = check["noise"] if own_ceiling else r["noise"]
             cells += [_ceiling(ceiling)] if own_ceiling else []
@@ -135,6 +136,15 @@ def markdown(found: list[dict]) -> str:
         cells += [",".join(str(s) for s in r["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def select_checks(names: list[str]) -> tuple:
+    """The entries of CHECKS with these file names, in CHECKS' order (an unknown name: SystemExit)."""
+    known = {name for name, _, _ in CHECKS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"--checks: unknown rank check {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return tuple(c for c in CHECKS if c[0] in names)
 
 
 def parse_groups(items: list[str]) -> dict[str, list[str]]:
@@ -151,5 +161,8 @@ if __name__ == "__main__":
     parser.add_argument("out")
     parser.add_argument("--group", action="append", default=[], help="name=dir1,dir2: these runs form one setting")
     parser.add_argument("--pool", help="another pool's beats_random.json: place the derived architectures in it too")
+    parser.add_argument("--checks", help="comma-separated rank-check files of CHECKS to show (default: all)")
     args = parser.parse_args()
-    sys.stdout.write(markdown(rows(args.out, parse_groups(args.group), _load(args.pool) if args.pool else None)))
+    checks = select_checks(args.checks.split(",")) if args.checks else CHECKS
+    found = rows(args.out, parse_groups(args.group), _load(args.pool) if args.pool else None, checks)
+    sys.stdout.write(markdown(found, checks))
