@@ -379,3 +379,5 @@ micro fair reinforce 0 search.fair_sampling=true search.omega_steps=16
 micro variance_reduction reinforce 0 controller.baseline=batch_mean evaluator.options.shared_batches=true
 $BIN/python -m experiments.search_quality.table $M/runs --checks rank_check_2000.json \
     > experiments/search_quality/table_micro.md
+$BIN/python -m experiments.search_quality.pool_table $M/pool4 --seeds 0,1,2,3 > experiments/search_quality/pool12_micro.json
+cat $M/runs/*/placed.jsonl > experiments/search_quality/placed_micro.jsonl
