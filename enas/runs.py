@@ -260,7 +260,7 @@ def _final_round(loop, ranked: list, options: dict, device_option: str, device) 
     scored = trained_scores(config, loop, "standalone", finalists, evaluator_options, device)
     entries = _trained_entries(loop, finalists, scored, "finalist", f"derive.finalists={options['finalists']}")
     rescored = [(arch, {**metrics, "first_round_score": first}, score)
-                for (arch, metrics, score), (_, _, first) in zip(entries, ranked)]
+                for (arch, metrics, score), (_, _, first) in zip(entries, ranked[:k])]
     rescored = (lowest_loss_first if options["rank_by"] == "loss" else best_first)(rescored)
     log.info("derive: finalists\n" + format_table(loop.space, rescored, loop.task.metric, k))
     return rescored + ranked[k:], options["scored_by"] + text

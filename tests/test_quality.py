@@ -373,7 +373,7 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert "| derived percentile among 4 random | seeds |" in markdown(list(again.values()))
     # only the 2,000-image check (the micro table): its two columns and no other check's
     only = select_checks(["rank_check_2000.json"])
-    short = markdown(rows(str(tmp_path), parse_groups(["main=a,b"]), checks=only), only)
+    short = markdown(rows(str(tmp_path), parse_groups(["main=a,b"]), checks=only))
     assert "| main | reinforce | 0.700 | 0.42 | 0.60 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in short
     assert "1,000" not in short and "24 archs" not in short
     with pytest.raises(SystemExit, match="unknown rank check 'rank_check_5.json'"):

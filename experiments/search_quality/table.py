@@ -114,8 +114,10 @@ def _ceiling(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "-"
 
 
-def markdown(found: list[dict], checks: tuple = CHECKS) -> str:
-    """The table: per check, its one-shot tau (mean ± sd over seeds) and share of the ceiling."""
+def markdown(found: list[dict]) -> str:
+    """The table: per check that `rows` read, its one-shot tau (mean ± sd over seeds) and share of
+    the ceiling."""
+    checks = tuple(c for c in CHECKS if c[0] in found[0]["checks"]) if found else CHECKS
     header = ["setting", "strategy", "noise-ceiling tau (12 archs)"]
     for _, label, own_ceiling in checks:
         header += ([f"noise-ceiling tau ({label.split(',')[0]})"] if own_ceiling else [])
@@ -165,4 +167,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     checks = select_checks(args.checks.split(",")) if args.checks else CHECKS
     found = rows(args.out, parse_groups(args.group), _load(args.pool) if args.pool else None, checks)
-    sys.stdout.write(markdown(found, checks))
+    sys.stdout.write(markdown(found))
