@@ -363,9 +363,9 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert by["main", "reinforce"]["checks"]["rank_check.json"]["taus"] == [0.35]
     assert by["main", "random"]["percentiles"] == [50.0]
     table = markdown(found)
-    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 "
+    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 | - | - "
             "| 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |") in table
-    assert "| main | random | 0.700 | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
+    assert "| main | random | 0.700 | - | - | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
     # placed again in a larger pool's measurements (each the mean of some trainings)
     pool = {"random": {"num_archs": 4, "measurements": [[0.36, 0.38, 0.385, 0.41], [0.35, 0.37, 0.39, 0.40]]}}
     again = {(r["setting"], r["strategy"]): r for r in rows(str(tmp_path), parse_groups(["main=a,b"]), pool)}
@@ -376,6 +376,12 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     short = markdown(rows(str(tmp_path), parse_groups(["main=a,b"]), checks=only))
     assert "| main | reinforce | 0.700 | 0.42 | 0.60 | 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |" in short
     assert "1,000" not in short and "24 archs" not in short
+    # the check against more trainings per architecture: its ceiling is the row's (no beats_random.json)
+    (tmp_path / "b" / "reinforce-seed0" / "search" / "rank_check_6seeds.json").write_text(
+        json.dumps({"one_shot_tau": 0.39, "noise_ceiling_tau": 0.65}))
+    six = markdown(rows(str(tmp_path), parse_groups(["six=b"]), checks=select_checks(["rank_check_6seeds.json"])))
+    assert "one-shot tau, 2,000 valid images, 6 trainings" in six
+    assert "| six | reinforce | 0.650 | 0.39 | 0.60 | 0.3800 | 70.0 | 0/1 | 0 |" in six
     with pytest.raises(SystemExit, match="unknown rank check 'rank_check_5.json'"):
         select_checks(["rank_check_5.json"])
 

@@ -8,7 +8,8 @@ place_derived.py for an interrupted run) and, for each search run, its
 <strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per setting and strategy
 with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its share of the
 ceiling) for each rank check of `CHECKS` found beside the search (1,000 validation images;
-the whole split, 2,000 images; 24 architectures, with their own ceiling), and the derived
+the whole split, 2,000 images; 24 architectures, with their own ceiling; the whole split against
+a ground truth of 6 trainings per architecture), and the derived
 architecture's percentile among the random pool. `--group` names
 the directories whose runs form one setting (the default: each directory is a setting);
 `--pool` names another pool's beats_random.json (the 24-architecture one) among whose
@@ -30,7 +31,8 @@ from enas.quality import placement
 # (another set of architectures) or shares the 12-architecture pool's.
 CHECKS = (("rank_check.json", "1,000 valid images", False),
           ("rank_check_2000.json", "2,000 valid images", False),
-          ("rank_check_24.json", "24 archs, 2,000 valid images", True))
+          ("rank_check_24.json", "24 archs, 2,000 valid images", True),
+          ("rank_check_6seeds.json", "2,000 valid images, 6 trainings", False))   # the micro pool of section 4
 
 
 def _load(path: str) -> dict | None:
