@@ -409,7 +409,9 @@ def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
     """experiments/search_quality/op_bias.py: what one-shot scores and the ground truth reward."""
     from experiments.search_quality.op_bias import counts, markdown
     assert counts("layer0_op=max_pool3x3 layer1_op=conv3x3 layer1_skip=skip[1] layer2_op=avg_pool3x3 "
-                  "layer2_skip=skip[01]") == (2, 2)
+                  "layer2_skip=skip[01]") == {"pools": 2, "skips": 2, "sep_convs": 0}
+    assert counts("normal_node0_in_a=<-1 normal_node0_op_a=sep_conv5x5 normal_node0_op_b=max_pool3x3 "
+                  "reduce_node0_op_a=sep_conv3x3 reduce_node0_op_b=identity") == {"pools": 1, "skips": 0, "sep_convs": 2}
     genotypes = ["layer0_op=conv3x3 layer1_op=conv3x3 layer1_skip=skip[1]",
                  "layer0_op=max_pool3x3 layer1_op=conv3x3 layer1_skip=skip[0]",
                  "layer0_op=max_pool3x3 layer1_op=avg_pool3x3 layer1_skip=skip[0]"]
@@ -430,6 +432,44 @@ def test_op_bias_counts_pools_and_skips_and_correlates_them(tmp_path):
     (run / "inherit20.json").write_text(json.dumps({"rows": rows}))
     s4 = markdown(str(tmp_path / "s4"), "inherit20.json", "*_s?").splitlines()
     assert s4[2] == "| random_s0 | -1.00 | 1.00 | -1.00 | -0.82 | 0.82 |" and len(s4) == 4
+
+
+def test_op_bias_counts_the_micro_features_of_the_pool_and_of_the_derived_cell(tmp_path):
+    """op_bias.py --features pools,sep_convs --derived: separable convolutions of micro cells, and
+    the derived cell's counts read from the search's arch.json through its space."""
+    from enas.spaces import build_space
+    from experiments.search_quality.op_bias import main, markdown
+    space = build_space("micro_cnn", num_nodes=2)
+    op = next(d for d in space.decisions() if "_op_" in d.name)
+    ops = {op.describe(i): i for i in range(op.num_choices)}
+
+    def cell(*names):                                  # a genotype and choices: inputs 0, these 8 ops in turn
+        choices, it = [], iter(names)
+        for d in space.decisions():
+            choices.append(ops[next(it)] if "_op_" in d.name else 0)
+        return choices
+
+    def arch(choices):
+        return space.arch_from_dict({"space": "micro_cnn", "version": 1, "choices": choices,
+                                     "structure": {"num_nodes": 2}})
+
+    pool = [cell(*["sep_conv3x3"] * k + ["identity"] * (8 - k)) for k in (0, 2, 4)]
+    rows = [{"genotype": space.describe(arch(c)),
+             "one_shot_score": s, "ground_truth_mean": t}
+            for c, s, t in zip(pool, [0.3, 0.2, 0.1], [0.35, 0.37, 0.36])]
+    search = tmp_path / "main" / "reinforce-seed0" / "search"
+    search.mkdir(parents=True)
+    (search / "check.json").write_text(json.dumps({"rows": rows}))
+    table = markdown(str(tmp_path), "check.json", features=("sep_convs",), derived=True).splitlines()
+    assert table[0] == ("| supernet | tau(one-shot, truth) | tau(truth, sep convs) | tau(one-shot, sep convs) "
+                        "| derived: sep convs |")
+    assert table[2] == "| main/reinforce-seed0 | -0.33 | 0.33 | -1.00 | - |"      # not derived yet
+    derived = cell(*["sep_conv3x3"] * 3 + ["max_pool3x3"] * 5)
+    (search / "arch.json").write_text(json.dumps(space.arch_to_dict(arch(derived))))
+    again = markdown(str(tmp_path), "check.json", features=("pools", "sep_convs"), derived=True).splitlines()
+    assert again[2].endswith("| 5 | 3 |") and again[3].endswith("| 5.00 | 3.00 |")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--features", "pools,convs"])
 
 
 def test_estimator_table_summarises_reports_and_pairs_inherit_with_standalone(tmp_path, capsys):
