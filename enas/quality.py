@@ -32,7 +32,8 @@ import numpy as np
 from enas.arch import Architecture, save_json
 from enas.checkpoint import checkpoint_exists
 from enas.logs import Eta
-from enas.ranking import NOISE_FLOOR, kendall_tau, measurements, noise_verdict, oriented
+from enas.ranking import (NOISE_FLOOR, format_split_ceilings, kendall_tau, measurements, noise_verdict, oriented,
+                          split_ceilings)
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,9 @@ def beats_random_report(derived: Sequence[dict], random_table: Sequence[Sequence
                            "at_target": sum(p >= TARGET_PERCENTILE for p in mine)})
     pool = [v for row in measured for v in row if math.isfinite(v)]
     noise = noise_ceiling(measured) if len(measured) > 1 else None
+    complete = [i for i in range(len(random_table[0]) if random_table else 0)
+                if all(math.isfinite(row[i]) for row in random_table)]
+    splits = split_ceilings([[row[i] for i in complete] for row in random_table], average)
     return {"metric": metric, "higher_is_better": higher_is_better, "runs": runs, "strategies": strategies,
             "average": average,
             "random": {"seeds": list(random_seeds), "num_archs": len(random_table[0]) if random_table else 0,
@@ -289,7 +293,8 @@ def beats_random_report(derived: Sequence[dict], random_table: Sequence[Sequence
                        "p80": float(np.percentile(oriented(pool, higher_is_better), TARGET_PERCENTILE)
                                     * (1 if higher_is_better else -1)) if pool else None,
                        "best": (max(pool) if higher_is_better else min(pool)) if pool else None},
-            "noise_ceiling_tau": noise, "verdict": noise_verdict(noise, None, floor, judged="the search")}
+            "noise_ceiling_tau": noise, "noise_ceiling_splits": splits,
+            "verdict": noise_verdict(noise, None, floor, judged="the search")}
 
 
 def _fmt(value, digits: int = 1) -> str:
@@ -304,7 +309,8 @@ def format_beats_random(report: dict, title: str, recipe: str = "") -> str:
         lines += [f"Training recipe (every network, from scratch): {recipe}", ""]
     per = "" if report.get("average", 1) == 1 else f" (a measurement is the mean of {report['average']} trainings)"
     lines += [f"Random pool: {pool['num_archs']} uniformly drawn architectures, trained with seeds "
-              f"{pool['seeds']}{per}; noise-ceiling tau {_fmt(report['noise_ceiling_tau'], 3)}; {metric} median "
+              f"{pool['seeds']}{per}; noise-ceiling tau {_fmt(report['noise_ceiling_tau'], 3)}"
+              f"{format_split_ceilings(report.get('noise_ceiling_splits'))}; {metric} median "
               f"{_fmt(pool['median'], 4)}, 80th percentile {_fmt(pool['p80'], 4)}, best {_fmt(pool['best'], 4)}"
               + (f"; {format_cost(pool['cost'])}." if pool.get("cost") else "."), "",
               f"Percentile of the derived architecture among the random ones (100: better than all; the "

@@ -58,6 +58,8 @@ def test_beats_random_report_compares_measurements_of_the_same_size():
     derived = [{"strategy": "reinforce", "seed": 0, "status": "ok", "value": 0.45, "error": None}]
     report = beats_random_report(derived, pool, [0, 1, 2, 3], "acc", True, average=2)
     assert report["random"]["measurements"] == [[0.2, 0.4, 0.3], [0.2, 0.4, 0.6]]
+    assert report["noise_ceiling_splits"]["splits"] == 3          # seeds 0+1 / 2+3, 0+2 / 1+3, 0+3 / 1+2
+    assert "3 splits)" in format_beats_random(report, "t")
     assert report["runs"][0]["percentiles"] == [100.0, pytest.approx(200 / 3)]
     assert report["noise_ceiling_tau"] == pytest.approx(kendall_tau([0.2, 0.4, 0.3], [0.2, 0.4, 0.6]))
     assert "mean of 2 trainings" in format_beats_random(report, "t")

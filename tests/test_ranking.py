@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, kendall_tau, measurements,
+from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, format_split_ceilings, kendall_tau,
+                          measurements,
                           noise_verdict,
                           one_shot_batches, rank_by_recorded_rewards, rank_report, sample_architectures,
-                          spearman_rho, top_k, top_k_overlap)
+                          spearman_rho, split_ceilings, top_k, top_k_overlap)
 from enas.strategies import build_strategy
 from enas.training import recalibrate_bn
 from tests.helpers import compose_config, run_command
@@ -108,6 +109,21 @@ def test_rank_report_with_averaged_measurements():
     assert single["noise_ceiling_tau"] < 0.5
     assert averaged["noise_ceiling_tau"] == pytest.approx(1.0) and averaged["one_shot_tau"] == pytest.approx(1.0)
     assert "mean of runs 1-2 vs mean of runs 3-4" in averaged["pairs"] and averaged["average"] == 2
+    # the seeds split into measurements two other ways: the ceiling over all three splits
+    other = [kendall_tau([1.5, 3.5, 2.5, 6], [2.5, 2.5, 5.5, 4]), kendall_tau([1.5, 3.5, 3.5, 5], [2.5, 2.5, 4.5, 5])]
+    assert averaged["noise_ceiling_splits"] == {"mean": pytest.approx((1 + sum(other)) / 3), "max": 1.0,
+                                                "min": pytest.approx(min(other)), "splits": 3}
+    assert single["noise_ceiling_splits"]["splits"] == 6
+    assert single["noise_ceiling_splits"]["mean"] == pytest.approx(single["noise_ceiling_tau"])
+
+
+def test_split_ceilings_needs_two_disjoint_measurements():
+    runs = [[1, 2, 3], [1, 3, 2], [2, 1, 3]]
+    assert split_ceilings(runs, 2) is None and split_ceilings(runs[:1], 1) is None
+    three = split_ceilings(runs, 1)
+    assert three["splits"] == 3 and three["max"] == pytest.approx(kendall_tau([1, 2, 3], [1, 3, 2]))
+    assert format_split_ceilings(three).startswith(" (every split of the trainings into two measurements: mean ")
+    assert format_split_ceilings(None) == "" and format_split_ceilings({**three, "splits": 1}) == ""
 
 
 class _Valid:
@@ -209,6 +225,10 @@ def test_format_rank_report_has_verdict_figures_and_rows():
     assert md.startswith("# Rank check") and report["verdict"] in md
     assert "| run 1 vs run 2 | 3 |" in md and "Spearman rho" in md
     assert "| 1 | 0.9000 | 3 | 0.1000 / 0.1000 | a |" in md and "| 2 | 0.5000 | 2 | 0.2000 / 0.3000 | c |" in md
+    assert "every split" not in md                        # two trainings split one way only
+    report["noise_ceiling_splits"] = {"mean": 0.5, "min": 0.25, "max": 0.75, "splits": 3}
+    assert "(every split of the trainings into two measurements: mean 0.500, 0.250 ... 0.750, 3 splits)" in \
+        format_rank_report(report, "Rank check")
 
 
 @pytest.mark.slow
