@@ -672,6 +672,9 @@ def test_pool_table_keeps_what_placing_needs_and_reads_back_like_the_folder(tmp_
         load_pool(str(table_path), [0])
     main([str(pool), "--seeds", "0,1"])
     assert json.loads(capsys.readouterr().out) == exported          # the command prints the exported table
+    main([str(pool), "--seeds", "0,1", "--ceilings"])                 # 2 seeds: one split of single trainings
+    tau = kendall_tau([0.3, 0.4, 0.35], [0.32, 0.38, 0.36])
+    assert capsys.readouterr().out.splitlines()[2] == f"| 1 | 1 | {tau:.3f} | {tau:.3f} | {tau:.3f} |"
 
 
 def test_place_derived_places_a_pick_in_the_committed_pool_and_names_a_failed_training(tmp_path, monkeypatch, capsys):
