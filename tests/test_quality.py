@@ -10,6 +10,7 @@ import math
 
 import pytest
 from PIL import Image
+import torch
 
 from enas.parallel import build_engine
 from enas.plots import Panel, nice_ticks, save_image, scatter_panels
@@ -706,3 +707,27 @@ def test_place_derived_places_a_pick_in_the_committed_pool_and_names_a_failed_tr
                         lambda train_job, jobs, engine: [{"test": {"acc": 0.4}}, {"error": "run dir is locked"}, {}])
     with pytest.raises(SystemExit, match="pick_x: 2 of 3 trainings failed: run dir is locked"):
         place_derived.main()
+
+
+def test_controller_steps_measures_adam_gradients_against_eps(tmp_path, capsys):
+    """experiments/search_quality/controller_steps.py: a gradient of 1e-5 under eps 1e-3 moves
+    Adam by about 1% of its learning rate; under eps 1e-8 by all of it. Read from checkpoints."""
+    from enas.checkpoint import save_checkpoint
+    from experiments.search_quality.controller_steps import main, step_sizes
+    for name, eps in (("official", 1e-3), ("small_eps", 1e-8)):
+        weight = torch.nn.Parameter(torch.zeros(4))
+        optimizer = torch.optim.Adam([weight], lr=0.0035, betas=(0.0, 0.999), eps=eps)
+        for _ in range(5):
+            weight.grad = torch.full((4,), 1e-5)
+            optimizer.step()
+        save_checkpoint(str(tmp_path / name / "checkpoint.pt"),
+                        {"kind": "search", "strategy": {"optimizer": optimizer.state_dict()}})
+    sizes = step_sizes(optimizer.state_dict())
+    assert sizes["updates"] == 5 and sizes["rms_median"] == pytest.approx(1e-5, rel=1e-4)
+    assert sizes["below_eps"] == 0.0 and sizes["relative_step"] == pytest.approx(1.0, abs=1e-3)
+    main([str(tmp_path / "official"), str(tmp_path / "small_eps")])
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2] == "| official | 0.0035 | 0 / 0.001 | 5 | 1.0e-05 / 1.0e-05 / 1.0e-05 | 1.00 | 0.010 |"
+    assert rows[3].startswith("| small_eps | 0.0035 | 0 / 1e-08 | 5 |") and rows[3].endswith("| 0.00 | 0.999 |")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "official"), "--names", "a", "b"])

@@ -381,3 +381,52 @@ $BIN/python -m experiments.search_quality.table $M/runs --checks rank_check_2000
     > experiments/search_quality/table_micro.md
 $BIN/python -m experiments.search_quality.pool_table $M/pool4 --seeds 0,1,2,3 > experiments/search_quality/pool12_micro.json
 cat $M/runs/*/placed.jsonl > experiments/search_quality/placed_micro.jsonl
+
+# 11. Tenth session (section 5): the micro pool trained with seeds 4 and 5 too (a measurement the
+#     mean of 3 trainings; the ceiling over every split of the 6 seeds), every micro search of step
+#     10 rank-checked and placed again against it (its derived cell trained a third time), then new
+#     searches checked and placed the same way: more seeds of main, no op prior, no op prior with a
+#     10x controller learning rate, 4 batches per reward, few-shot.
+mkdir -p $M/pool6 && ln -sfn "$(realpath $M/pool/random)" $M/pool6/random       # the 48 trainings reused
+$BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3,4,5]' average=3 workers=1 \
+    out_dir=$M/pool6
+$BIN/python -m experiments.search_quality.pool_table $M/pool6 --seeds 0,1,2,3,4,5 --ceilings \
+    > experiments/search_quality/ceilings_micro.md
+$BIN/python -m experiments.search_quality.pool_table $M/pool6 --seeds 0,1,2,3,4,5 \
+    > experiments/search_quality/pool12_micro.json
+micro6() {   # name strategy seed: a search of step 10 or 11 checked and placed against 6 trainings
+    local name=$1 strategy=$2 seed=$3
+    local run=$M/runs/$name/$strategy-seed$seed/search six=$M/runs6/$name/$strategy-seed$seed
+    ln -sfn "$(realpath $M/pool/random)" $run/rank_check_runs
+    $BIN/enas-rank-check run_dir=$run report=rank_check_6seeds num_archs=12 seed=0 \
+        'ground_truth.seeds=[0,1,2,3,4,5]' ground_truth.average=3 ground_truth.workers=1
+    mkdir -p $six && ln -sfn $run $six/search
+    [ -d $M/runs/$name/$strategy-seed$seed/derived ] && ln -sfn $M/runs/$name/$strategy-seed$seed/derived $six/derived
+    $BIN/python -m experiments.search_quality.place_derived $M/pool6 $six/search --seeds 0,1,2,3,4,5 --average 3 \
+        --workers 1 >> $M/runs6/$name/placed.jsonl
+}
+for seed in 0 1 2; do micro6 main reinforce $seed; done
+for seed in 0 1; do micro6 main random $seed; done
+for name in before_fixes warmup fair variance_reduction; do micro6 $name reinforce 0; done
+search6() {  # name strategy seed [overrides...]: a new search and derive, then micro6
+    local name=$1 strategy=$2 seed=$3; shift 3
+    local run=$M/runs/$name/$strategy-seed$seed/search
+    $BIN/enas-search "${MTASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
+    $BIN/enas-derive run_dir=$run
+    micro6 $name $strategy $seed
+}
+search6 main reinforce 3
+search6 main random 2
+search6 no_prior reinforce 0 controller.priors=false
+for seed in 0 1 2; do search6 no_prior_fast reinforce $seed controller.priors=false controller.lr=0.035; done
+search6 reward_batches reinforce 0 evaluator.options.batches_per_reward=4
+search6 few_shot reinforce 0 search.few_shot.decision=normal_node0_op_a search.few_shot.split_epoch=3
+$BIN/python -m experiments.search_quality.table $M/runs6 --checks rank_check_6seeds.json \
+    > experiments/search_quality/table_micro6.md
+cat $M/runs6/*/placed.jsonl > experiments/search_quality/placed_micro6.jsonl
+$BIN/python -m experiments.search_quality.op_bias $M/runs --check rank_check_6seeds.json --features pools,sep_convs \
+    --derived > experiments/search_quality/op_bias_micro.md
+RUNS=($M/runs/*/reinforce-seed*/search); NAMES=()
+for run in "${RUNS[@]}"; do NAMES+=("$(basename "$(dirname "$(dirname $run)")")/$(basename "$(dirname $run)")"); done
+$BIN/python -m experiments.search_quality.entropy_curve "${RUNS[@]}" --names "${NAMES[@]}" \
+    > experiments/search_quality/entropy_micro.md
