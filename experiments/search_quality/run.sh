@@ -430,3 +430,5 @@ RUNS=($M/runs/*/reinforce-seed*/search); NAMES=()
 for run in "${RUNS[@]}"; do NAMES+=("$(basename "$(dirname "$(dirname $run)")")/$(basename "$(dirname $run)")"); done
 $BIN/python -m experiments.search_quality.entropy_curve "${RUNS[@]}" --names "${NAMES[@]}" \
     > experiments/search_quality/entropy_micro.md
+$BIN/python -m experiments.search_quality.controller_steps "${RUNS[@]}" --names "${NAMES[@]}" \
+    > experiments/search_quality/controller_steps_micro.md
