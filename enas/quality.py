@@ -281,9 +281,7 @@ def beats_random_report(derived: Sequence[dict], random_table: Sequence[Sequence
                            "at_target": sum(p >= TARGET_PERCENTILE for p in mine)})
     pool = [v for row in measured for v in row if math.isfinite(v)]
     noise = noise_ceiling(measured) if len(measured) > 1 else None
-    complete = [i for i in range(len(random_table[0]) if random_table else 0)
-                if all(math.isfinite(row[i]) for row in random_table)]
-    splits = split_ceilings([[row[i] for i in complete] for row in random_table], average)
+    splits = split_ceilings(random_table, average)          # architectures trained under every seed only
     return {"metric": metric, "higher_is_better": higher_is_better, "runs": runs, "strategies": strategies,
             "average": average,
             "random": {"seeds": list(random_seeds), "num_archs": len(random_table[0]) if random_table else 0,

@@ -260,13 +260,15 @@ def split_ceilings(runs: Sequence[Sequence[float]], average: int = 1) -> dict | 
 
     The noise ceiling pairs the measurements of consecutive seeds; with few architectures that
     one split is itself a noisy sample (a 12-architecture pool: 0.49 on seeds 0-2 vs 3-5, 0.57
-    over all 10 splits). runs: the metric [training seed][architecture], finite. Returns
-    {"mean", "min", "max", "splits"}, or None with fewer than 2 * average trainings.
+    over all 10 splits). runs: the metric [training seed][architecture]; only architectures with
+    every training finite count. Returns {"mean", "min", "max", "splits"}, or None with fewer than
+    2 * average trainings.
     """
-    seeds = range(len(runs))
     if average < 1 or len(runs) < 2 * average:
         return None
-    means = {group: np.mean([runs[s] for s in group], axis=0) for group in combinations(seeds, average)}
+    keep = [i for i in range(len(runs[0])) if all(math.isfinite(r[i]) for r in runs)]
+    means = {group: np.mean([[runs[s][i] for i in keep] for s in group], axis=0)
+             for group in combinations(range(len(runs)), average)}
     taus = [kendall_tau(means[a], means[b]) for a, b in combinations(means, 2) if not set(a) & set(b)]
     taus = [t for t in taus if math.isfinite(t)]
     if not taus:
@@ -314,8 +316,8 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     one_shot_tau = float(np.mean([pairs[f"one-shot vs {name}"]["kendall_tau"] for name in names])) if names else None
     splits = split_ceilings([[r[i] for i in keep] for r in runs], average)
     return {"pairs": pairs, "noise_ceiling_tau": noise_tau, "noise_ceiling_splits": splits,
-            "one_shot_tau": one_shot_tau, "average": average, "measurement_names": names, "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label),
-            "archs_used": keep}
+            "one_shot_tau": one_shot_tau, "average": average, "measurement_names": names,
+            "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label), "archs_used": keep}
 
 
 def _ci(pair: dict, key: str, digits: int = 3) -> str:

@@ -120,6 +120,8 @@ def test_rank_report_with_averaged_measurements():
 def test_split_ceilings_needs_two_disjoint_measurements():
     runs = [[1, 2, 3], [1, 3, 2], [2, 1, 3]]
     assert split_ceilings(runs, 2) is None and split_ceilings(runs[:1], 1) is None
+    with_failed = [r + [v] for r, v in zip(runs, [0.5, math.nan, 0.1])]     # a 4th arch, one training failed
+    assert split_ceilings(with_failed, 1) == split_ceilings(runs, 1)
     three = split_ceilings(runs, 1)
     assert three["splits"] == 3 and three["max"] == pytest.approx(kendall_tau([1, 2, 3], [1, 3, 2]))
     assert format_split_ceilings(three).startswith(" (every split of the trainings into two measurements: mean ")
