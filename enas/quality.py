@@ -32,8 +32,7 @@ import numpy as np
 from enas.arch import Architecture, save_json
 from enas.checkpoint import checkpoint_exists
 from enas.logs import Eta
-from enas.ranking import (NOISE_FLOOR, format_split_ceilings, kendall_tau, measurements, noise_verdict, oriented,
-                          split_ceilings)
+from enas.ranking import NOISE_FLOOR, format_split_ceilings, measurements, noise_verdict, oriented, split_ceilings
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +240,8 @@ def placement(value: float, measured: Sequence[Sequence[float]], higher_is_bette
 
 def noise_ceiling(table: Sequence[Sequence[float]]) -> float | None:
     """Mean Kendall tau over pairs of seeds (architectures trained under every seed only)."""
-    keep = [i for i in range(len(table[0]) if table else 0) if all(math.isfinite(r[i]) for r in table)]
-    taus = [kendall_tau([table[a][i] for i in keep], [table[b][i] for i in keep])
-            for a in range(len(table)) for b in range(a + 1, len(table))]
-    taus = [t for t in taus if math.isfinite(t)]
-    return float(np.mean(taus)) if taus else None
+    pairs = split_ceilings(table, 1)
+    return pairs["mean"] if pairs else None
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:

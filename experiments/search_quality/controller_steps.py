@@ -21,6 +21,7 @@ import sys
 import torch
 
 from enas.checkpoint import load_checkpoint
+from experiments.search_quality.entropy_curve import run_labels
 
 
 def step_sizes(optimizer_state: dict) -> dict:
@@ -57,10 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="search run directories (a controller strategy)")
     parser.add_argument("--names", nargs="*", help="a label per run (default: the folder names)")
     args = parser.parse_args(argv)
-    names = args.names or [os.path.basename(os.path.normpath(r)) for r in args.runs]
-    if len(names) != len(args.runs):
-        parser.error(f"--names: {len(names)} labels for {len(args.runs)} runs")
-    sys.stdout.write(markdown(args.runs, names))
+    sys.stdout.write(markdown(args.runs, run_labels(parser, args.runs, args.names)))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ def markdown(rows: list[tuple[str, dict]], window: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_labels(parser: argparse.ArgumentParser, runs: list[str], names: list[str] | None) -> list[str]:
+    """A label per run directory: `names` (--names) or the folder names; a count mismatch exits."""
+    names = names or [os.path.basename(os.path.normpath(r)) for r in runs]
+    if len(names) != len(runs):
+        parser.error(f"--names: {len(names)} labels for {len(runs)} runs")
+    return names
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="search run directories")
@@ -60,9 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=10, help="updates per mean (default 10)")
     parser.add_argument("--png", help="write the curves here")
     args = parser.parse_args(argv)
-    names = args.names or [os.path.basename(os.path.normpath(r)) for r in args.runs]
-    if len(names) != len(args.runs):
-        parser.error("give one name per run")
+    names = run_labels(parser, args.runs, args.names)
     curves = [(name, read_scalars(run)) for name, run in zip(names, args.runs)]
     sys.stdout.write(markdown([(name, summary([v for _, v in c], args.window)) for name, c in curves],
                               args.window))
