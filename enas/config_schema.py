@@ -154,6 +154,7 @@ class Controller:
     adam_beta1: float = MISSING
     adam_eps: float = MISSING
     baseline: str = MISSING
+    entropy_mode: str = MISSING
 
 
 @dataclass

@@ -51,6 +51,7 @@ def test_mandatory_values_are_named(tmp_path):
 
 
 OFFICIAL_ADAM = {"adam_beta1": 0.0, "adam_eps": 1e-3}   # melodyguan/enas src/utils.py:218
+OFFICIAL_ENTROPY_MODE = "reward"                        # reward += entropy_weight * sample_entropy
 
 
 @pytest.mark.parametrize("experiment", ["enas_cifar10_micro", "enas_cifar10_macro", "enas_ptb", "enas_ptb_small",
@@ -62,6 +63,7 @@ def test_paper_presets_use_the_official_details(experiment):
     cfg = compose_config("search", [f"experiment={experiment}"])
     ctrl, sizes = cfg["controller"], cfg["space"]["sizes"]
     assert ctrl["priors"] and {k: ctrl[k] for k in OFFICIAL_ADAM} == OFFICIAL_ADAM
+    assert ctrl["entropy_mode"] == OFFICIAL_ENTROPY_MODE
     if "micro" in experiment:
         assert sizes["sep_conv_stack"] == 2 and sizes["per_input_weights"] is True
         assert (ctrl["tanh_c"], ctrl["op_tanh_reduce"], ctrl["temperature"], ctrl["lstm_size"]) == (1.10, 2.5, 1.0, 64)
@@ -80,6 +82,7 @@ def test_paper_presets_use_the_official_details(experiment):
     space = build_space(cfg["space"])
     strategy = build_strategy(cfg["strategy"]["name"], space, **cfg["strategy"]["options"])
     assert strategy.optimizer.param_groups[0]["betas"][0] == 0.0 and strategy.controller.priors
+    assert strategy.entropy_mode == OFFICIAL_ENTROPY_MODE
 
 
 

@@ -271,3 +271,36 @@ def test_batch_mean_baseline_with_asynchronous_rewards_is_refused_before_the_sea
                                     "controller.baseline=batch_mean"])
     with pytest.raises(UserError, match="mode=async tells the strategy one architecture at a time"):
         build_search(cfg, str(tmp_path), torch.device("cpu"))
+
+
+def test_entropy_bonus_in_reward_mode_is_added_to_each_reward_without_a_gradient(toy_space):
+    """Official entropy bonus (micro_controller.py:237-238): R' = R + w * H(arch), H detached, R'
+    tracked by the baseline; the update equals a loss-free-of-entropy update on the rewards R'."""
+    rewards, weight = [0.1, 0.4, 0.2, 0.3], 0.05
+
+    def fresh(**options):
+        torch.manual_seed(0)
+        return build_strategy("reinforce", toy_space, lstm_size=16, baseline_decay=0.9, **options)
+
+    strategy = fresh(entropy_weight=weight, entropy_mode="reward")
+    archs = strategy.ask(4)
+    with torch.no_grad():
+        entropy = strategy.controller(4, actions=strategy._actions(archs)).entropy
+    assert entropy.min() > 0.1                        # the bonus is not negligible at this weight
+    stats = strategy.tell(archs, rewards)
+    assert stats["reward"] == pytest.approx(sum(rewards) / 4)       # logged: the task's reward
+    shifted = [r + weight * h for r, h in zip(rewards, entropy.tolist())]
+    by_hand = fresh(entropy_weight=0.0)
+    by_hand.ask(4)                                    # the same sampler state
+    by_hand.tell(archs, shifted)
+    assert strategy.baseline == pytest.approx(by_hand.baseline)
+    for a, b in zip(strategy.controller.parameters(), by_hand.controller.parameters()):
+        assert torch.allclose(a, b, atol=1e-7)
+    # the default differentiates -w * H instead: another update
+    in_loss = fresh(entropy_weight=weight)
+    in_loss.ask(4)
+    in_loss.tell(archs, rewards)
+    assert not all(torch.allclose(a, b, atol=1e-7)
+                   for a, b in zip(in_loss.controller.parameters(), by_hand.controller.parameters()))
+    with pytest.raises(ValueError, match="controller.entropy_mode"):
+        build_strategy("reinforce", toy_space, lstm_size=16, entropy_mode="bonus")

@@ -5,6 +5,16 @@ loss = -mean((R - b) * log pi(arch)) - entropy_weight * mean(H) + skip_weight * 
 with b a moving-average baseline (b <- decay * b + (1 - decay) * R, per architecture) and R the
 reward of each architecture. Adam on the controller's parameters.
 
+`entropy_mode: reward` is the official form of the entropy bonus: each architecture's summed
+entropy H (no gradient through it) is added to its reward, R' = R + entropy_weight * H, and R'
+is what the baseline tracks and REINFORCE weighs; the loss then has no entropy term
+(src/cifar10/micro_controller.py:237-238, general_controller.py:279-280,
+src/ptb/ptb_enas_controller.py:183-184). `entropy_mode: loss` (the default) differentiates
+-entropy_weight * mean(H) directly, a pull towards uniform that does not depend on the rewards.
+The entropy here is each decision's full distribution, summed over the decisions, as the official
+micro controller takes it; the official macro and PTB controllers add only the sampled choice's
+term -p log p per decision.
+
 `baseline: batch_mean` (not in the official code; issue 9's reward variance reduction) replaces b
 for each architecture by the mean reward of the other architectures of the same update
 (leave-one-out: b does not depend on the architecture's own sample, so the gradient stays
@@ -40,6 +50,7 @@ if TYPE_CHECKING:                      # strategies see a space only through nam
 
 
 BASELINES = ("moving_average", "batch_mean")
+ENTROPY_MODES = ("loss", "reward")
 
 
 def leave_one_out_means(rewards: list[float]) -> list[float]:
@@ -63,10 +74,14 @@ class Reinforce(Strategy):
                  lr: float = 1e-3, entropy_weight: float = 1e-3, baseline_decay: float = 0.99,
                  skip_target: float = 0.4, skip_weight: float = 0.0, grad_clip: float = 0.0,
                  priors: bool = False, skip_pair: bool = False, skip_penalty: str = "sum",
-                 adam_beta1: float = 0.9, adam_eps: float = 1e-8, baseline: str = "moving_average"):
+                 adam_beta1: float = 0.9, adam_eps: float = 1e-8, baseline: str = "moving_average",
+                 entropy_mode: str = "loss"):
         super().__init__(space, seed=seed, top_k=top_k)
         if baseline not in BASELINES:
             raise ValueError(f"controller.baseline must be one of {', '.join(BASELINES)} (got {baseline!r})")
+        if entropy_mode not in ENTROPY_MODES:
+            raise ValueError(f"controller.entropy_mode must be one of {', '.join(ENTROPY_MODES)} "
+                             f"(got {entropy_mode!r})")
         self.controller = Controller(self.decisions, lstm_size=lstm_size, tanh_c=tanh_c,
                                      op_tanh_reduce=op_tanh_reduce, temperature=temperature,
                                      skip_target=skip_target, priors=priors, skip_pair=skip_pair,
@@ -74,6 +89,7 @@ class Reinforce(Strategy):
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=(adam_beta1, 0.999),
                                           eps=adam_eps)
         self.entropy_weight = entropy_weight
+        self.entropy_mode = entropy_mode
         self.baseline_decay = baseline_decay
         self.baseline_kind = baseline
         self.skip_weight = skip_weight
@@ -136,20 +152,21 @@ class Reinforce(Strategy):
         super().tell(archs, rewards)
         self.controller.train()
         out = self.controller(len(archs), actions=self._actions(archs))
-        values = [float(r) for r in rewards]
+        values = self._rewards_with_bonus([float(r) for r in rewards], out.entropy)
         reward = torch.tensor(values, device=out.log_prob.device)
         baselines = self._baselines(values)           # the moving average moves (and is logged) either way
         if self.baseline_kind == "batch_mean":
             baselines = leave_one_out_means(values)
         advantage = reward - torch.tensor(baselines, device=reward.device)
-        loss = (-(advantage * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
-                + self.skip_weight * out.skip_kl.mean())
+        loss = -(advantage * out.log_prob).mean() + self.skip_weight * out.skip_kl.mean()
+        if self.entropy_mode == "loss":
+            loss = loss - self.entropy_weight * out.entropy.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # with grad_clip 0 the norm is only measured (max_norm inf), for TensorBoard
         grad_norm = torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip or float("inf"))
         self.optimizer.step()
-        stats = {"reward": reward.mean().item(), "baseline": float(self.baseline),
+        stats = {"reward": sum(float(r) for r in rewards) / len(rewards), "baseline": float(self.baseline),
                  "advantage": advantage.mean().item(), "entropy": out.entropy.mean().item(),
                  "log_prob": out.log_prob.mean().item(), "loss": loss.item(),
                  "grad_norm": float(grad_norm), "lr": self.optimizer.param_groups[0]["lr"]}
@@ -158,6 +175,13 @@ class Reinforce(Strategy):
             stats["skip_rate"] = (out.skip_count / skips).mean().item()
             stats["skip_kl"] = out.skip_kl.mean().item()
         return stats
+
+    def _rewards_with_bonus(self, rewards: list[float], entropy: torch.Tensor) -> list[float]:
+        """The rewards REINFORCE weighs: R, or R + entropy_weight * H (no gradient) in `reward` mode."""
+        if self.entropy_mode == "loss":
+            return rewards
+        bonus = (self.entropy_weight * entropy.detach()).tolist()      # entropy: (n,) summed over decisions
+        return [r + b for r, b in zip(rewards, bonus)]
 
     def _baselines(self, rewards: list[float]) -> list[float]:
         """Baseline seen by each reward (updated after each one, as ENAS does per sample)."""

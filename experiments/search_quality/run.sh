@@ -34,7 +34,8 @@ beats_random main_reinforce reinforce '[0,1,2]'
 beats_random main_random random '[0,1,2]'
 # REINFORCE before the fidelity fixes (the macro points of issue 9 section 1), and each section-3 option
 beats_random before_fixes reinforce '[0]' controller.skip_pair=false controller.skip_penalty=sum \
-    controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 space.sizes.branch_conv1x1=false
+    controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 controller.entropy_mode=loss \
+    space.sizes.branch_conv1x1=false
 beats_random warmup reinforce '[0]' search.warmup_epochs=3
 beats_random fair reinforce '[0]' search.fair_sampling=true
 # second session: warm-up on two more seeds; reward variance reduction (common validation batches
@@ -357,7 +358,8 @@ mkdir -p $M/pool4 && ln -sfn "$(realpath $M/pool/random)" $M/pool4/random      #
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=1 \
     out_dir=$M/pool4
 BEFORE=(controller.priors=false space.sizes.sep_conv_stack=1 space.sizes.per_input_weights=false
-        space.sizes.aux_head=false search.aux_weight=0.0 controller.adam_beta1=0.9 controller.adam_eps=1e-8)
+        space.sizes.aux_head=false search.aux_weight=0.0 controller.adam_beta1=0.9 controller.adam_eps=1e-8
+        controller.entropy_mode=loss)
 micro() {   # name strategy seed [overrides...]: search, derive, rank check, placement
     local name=$1 strategy=$2 seed=$3; shift 3
     local run=$M/runs/$name/$strategy-seed$seed/search
