@@ -32,7 +32,8 @@ import numpy as np
 from enas.arch import Architecture, save_json
 from enas.checkpoint import checkpoint_exists
 from enas.logs import Eta
-from enas.ranking import NOISE_FLOOR, format_split_ceilings, measurements, noise_verdict, oriented, split_ceilings
+from enas.ranking import (NOISE_FLOOR, ceiling_verdict, format_split_ceilings, measurements, oriented,
+                          split_ceilings)
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def beats_random_report(derived: Sequence[dict], random_table: Sequence[Sequence
                                     * (1 if higher_is_better else -1)) if pool else None,
                        "best": (max(pool) if higher_is_better else min(pool)) if pool else None},
             "noise_ceiling_tau": noise, "noise_ceiling_splits": splits,
-            "verdict": noise_verdict(noise, None, floor, judged="the search")}
+            "verdict": ceiling_verdict(noise, splits, None, floor, judged="the search")}
 
 
 def _fmt(value, digits: int = 1) -> str:

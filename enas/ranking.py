@@ -120,17 +120,19 @@ def agreement(a: Sequence[float], b: Sequence[float], top_fraction: float = 0.2,
 
 
 def noise_verdict(noise_tau: float | None, one_shot_tau: float | None = None, floor: float = NOISE_FLOOR,
-                  judged: str = "the supernet", label: str = "one-shot") -> str:
+                  judged: str = "the supernet", label: str = "one-shot", splits: int = 1) -> str:
     """One sentence on whether the ground truth can judge `judged`, given its noise-ceiling tau;
-    `label` names the estimator whose tau is read against it."""
+    `label` names the estimator whose tau is read against it; `splits`: how many splits of the
+    trainings the ceiling is the mean of."""
     if noise_tau is None or not math.isfinite(noise_tau):
         return ("The noise ceiling was not measured (fewer than two training seeds, or a constant result): "
                 "the ground truth's own noise is unknown, so no tau against it is a verdict.")
+    over = f", the mean over {splits} splits of the trainings" if splits > 1 else ""
     if noise_tau < floor:
         return (f"The ground truth cannot judge {judged}: two trainings of the same architectures agree "
-                f"only at Kendall's tau {noise_tau:.3f} (< {floor}). Train longer or on more data (the "
+                f"only at Kendall's tau {noise_tau:.3f}{over} (< {floor}). Train longer or on more data (the "
                 f"ground-truth recipe) before reading the {label} tau.")
-    text = f"The ground truth is consistent enough to judge (noise-ceiling tau {noise_tau:.3f} >= {floor})"
+    text = f"The ground truth is consistent enough to judge (noise-ceiling tau {noise_tau:.3f}{over} >= {floor})"
     if one_shot_tau is not None and math.isfinite(one_shot_tau):
         text += f"; the {label} tau {one_shot_tau:.3f} is {one_shot_tau / noise_tau:.0%} of the ceiling"
     return text + "."
@@ -276,6 +278,16 @@ def split_ceilings(runs: Sequence[Sequence[float]], average: int = 1) -> dict | 
     return {"mean": float(np.mean(taus)), "min": float(min(taus)), "max": float(max(taus)), "splits": len(taus)}
 
 
+def ceiling_verdict(noise_tau: float | None, splits: dict | None, one_shot_tau: float | None = None,
+                    floor: float = NOISE_FLOOR, **names) -> str:
+    """`noise_verdict` on the best estimate of the ceiling: the mean over every split of the
+    trainings into two measurements when there are several (one split of 12 architectures moves
+    by +-0.1 with the seeds it happens to pair), else the measurements' own tau."""
+    if splits and splits["splits"] > 1:
+        return noise_verdict(splits["mean"], one_shot_tau, floor, splits=splits["splits"], **names)
+    return noise_verdict(noise_tau, one_shot_tau, floor, **names)
+
+
 def format_split_ceilings(splits: dict | None) -> str:
     """The splits' spread as a clause for the ceiling's line (mean, min ... max, how many), or ""."""
     if not splits or splits["splits"] < 2:
@@ -317,7 +329,7 @@ def rank_report(one_shot: Sequence[float], runs: Sequence[Sequence[float]], high
     splits = split_ceilings([[r[i] for i in keep] for r in runs], average)
     return {"pairs": pairs, "noise_ceiling_tau": noise_tau, "noise_ceiling_splits": splits,
             "one_shot_tau": one_shot_tau, "average": average, "measurement_names": names,
-            "verdict": noise_verdict(noise_tau, one_shot_tau, floor, label=label), "archs_used": keep}
+            "verdict": ceiling_verdict(noise_tau, splits, one_shot_tau, floor, label=label), "archs_used": keep}
 
 
 def _ci(pair: dict, key: str, digits: int = 3) -> str:

@@ -64,6 +64,8 @@ def test_beats_random_report_compares_measurements_of_the_same_size():
     assert report["runs"][0]["percentiles"] == [100.0, pytest.approx(200 / 3)]
     assert report["noise_ceiling_tau"] == pytest.approx(kendall_tau([0.2, 0.4, 0.3], [0.2, 0.4, 0.6]))
     assert "mean of 2 trainings" in format_beats_random(report, "t")
+    mean = report["noise_ceiling_splits"]["mean"]        # the verdict reads the mean over the 3 splits
+    assert f"tau {mean:.3f}, the mean over 3 splits of the trainings" in report["verdict"]
 
 
 def test_noise_ceiling_skips_failed_trainings():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from enas.ranking import (agreement, bn_mode, bootstrap_ci, format_rank_report, format_split_ceilings, kendall_tau,
+from enas.ranking import (agreement, bn_mode, bootstrap_ci, ceiling_verdict, format_rank_report, format_split_ceilings, kendall_tau,
                           measurements,
                           noise_verdict,
                           one_shot_batches, rank_by_recorded_rewards, rank_report, sample_architectures,
@@ -66,6 +66,9 @@ def test_noise_verdict_says_when_the_ground_truth_cannot_judge():
     high = noise_verdict(0.8, 0.4)
     assert "consistent" in high and "50% of the ceiling" in high and "cannot" not in high
     assert "not measured" in noise_verdict(None) and "not measured" in noise_verdict(math.nan)
+    one = {"mean": 0.55, "min": 0.55, "max": 0.55, "splits": 1}
+    assert ceiling_verdict(0.7, one) == noise_verdict(0.7) == ceiling_verdict(0.7, None)
+    assert "tau 0.550, the mean over 10 splits of the trainings (< 0.6)" in ceiling_verdict(0.7, {**one, "splits": 10})
     assert "cannot judge the search" in noise_verdict(0.1, judged="the search")
     assert "the inherit, 78 steps tau 0.400 is 50% of the ceiling" in noise_verdict(0.8, 0.4, label="inherit, 78 steps")
 
@@ -115,6 +118,10 @@ def test_rank_report_with_averaged_measurements():
                                                 "min": pytest.approx(min(other)), "splits": 3}
     assert single["noise_ceiling_splits"]["splits"] == 6
     assert single["noise_ceiling_splits"]["mean"] == pytest.approx(single["noise_ceiling_tau"])
+    # the verdict reads the mean over every split, not the one split the measurements happen to pair
+    assert "tau 0.661, the mean over 3 splits of the trainings >= 0.6" in averaged["verdict"]
+    strict = rank_report(shot, runs, resamples=10, average=2, floor=0.7)
+    assert strict["noise_ceiling_tau"] == pytest.approx(1.0) and "cannot judge" in strict["verdict"]
 
 
 def test_split_ceilings_needs_two_disjoint_measurements():
