@@ -15,7 +15,10 @@ mkdir -p "$OUT"
 [ -d "$CIFAR/cifar-10-batches-py" ] || $BIN/python -m experiments.search_quality.jpeg_to_batches \
     ../shared/data/cifar10_jpeg/cifar10_jpeg_q75.tar.gz "$CIFAR"
 
-TASK=(experiment=quality_cifar_macro data.path=$CIFAR)
+# Every step below ran before `controller.entropy_mode` existed, with the entropy term in the loss;
+# the paper presets now add the bonus to the reward (the official form), so OLD keeps the runs as run.
+OLD=(controller.entropy_mode=loss)
+TASK=(experiment=quality_cifar_macro data.path=$CIFAR "${OLD[@]}")
 POOL=(num_random=12 'train_seeds=[0,1,2,3,4,5]' average=3)
 
 # 1. Ground truth: 12 uniformly drawn macro networks x 6 training seeds; a measurement is the mean
@@ -34,8 +37,7 @@ beats_random main_reinforce reinforce '[0,1,2]'
 beats_random main_random random '[0,1,2]'
 # REINFORCE before the fidelity fixes (the macro points of issue 9 section 1), and each section-3 option
 beats_random before_fixes reinforce '[0]' controller.skip_pair=false controller.skip_penalty=sum \
-    controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 controller.entropy_mode=loss \
-    space.sizes.branch_conv1x1=false
+    controller.adam_beta1=0.9 controller.adam_eps=1.0e-8 space.sizes.branch_conv1x1=false
 beats_random warmup reinforce '[0]' search.warmup_epochs=3
 beats_random fair reinforce '[0]' search.fair_sampling=true
 # second session: warm-up on two more seeds; reward variance reduction (common validation batches
@@ -95,10 +97,10 @@ $BIN/python -m experiments.search_quality.op_bias $OUT > experiments/search_qual
 # 4. PTB small: does the controller learn (entropy), and does the derived cell beat 5 random cells?
 P=$OUT/ptb
 # the official controller recipe (lr 1e-3 x5 here, temperature 5): stopped after 2 of 6 epochs
-$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_official search.epochs=6 \
+$BIN/enas-search experiment=enas_ptb_small "${OLD[@]}" hydra.run.dir=$P/search_official search.epochs=6 \
     search.omega_steps=100 search.strategy_steps=50 controller.lr=0.005 || true
 # a faster controller for a CPU budget: temperature 1, lr 0.01
-$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search search.epochs=4 \
+$BIN/enas-search experiment=enas_ptb_small "${OLD[@]}" hydra.run.dir=$P/search search.epochs=4 \
     search.omega_steps=100 search.strategy_steps=50 controller.lr=0.01 controller.temperature=1.0
 $BIN/enas-derive run_dir=$P/search num_samples=10 valid_batches=4
 SHORT=(trainer.epochs=1 trainer.steps_per_epoch=150 trainer.log_every=50)
@@ -108,11 +110,11 @@ $BIN/enas-train arch=$P/search/arch.json experiment=enas_ptb_small seed=0 "${SHO
 # second session: reward variance reduction and a smaller entropy bonus (1e-4; official PTB 1e-3)
 VR=(controller.baseline=batch_mean evaluator.options.shared_batches=true)
 CTRL=(search.omega_steps=100 search.strategy_steps=100 controller.lr=0.01 controller.temperature=1.0)
-$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_vr search.epochs=4 "${CTRL[@]}" \
+$BIN/enas-search experiment=enas_ptb_small "${OLD[@]}" hydra.run.dir=$P/search_vr search.epochs=4 "${CTRL[@]}" \
     "${VR[@]}" || true      # entropy bonus 1e-3: stopped after 2.2 epochs, the entropy rising
-$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_vr_e4 search.epochs=4 "${CTRL[@]}" \
+$BIN/enas-search experiment=enas_ptb_small "${OLD[@]}" hydra.run.dir=$P/search_vr_e4 search.epochs=4 "${CTRL[@]}" \
     "${VR[@]}" controller.entropy_weight=0.0001
-$BIN/enas-search experiment=enas_ptb_small hydra.run.dir=$P/search_e4_novr search.epochs=2 "${CTRL[@]}" \
+$BIN/enas-search experiment=enas_ptb_small "${OLD[@]}" hydra.run.dir=$P/search_e4_novr search.epochs=2 "${CTRL[@]}" \
     controller.entropy_weight=0.0001                # the same without variance reduction (2 epochs)
 $BIN/enas-derive run_dir=$P/search_vr_e4 num_samples=10 valid_batches=4
 $BIN/enas-train arch=$P/search_vr_e4/arch.json experiment=enas_ptb_small seed=0 "${SHORT[@]}" \
@@ -352,14 +354,13 @@ T='%e s wall, %U s user, %S s system'
 #     seen on the 2,000 validation images), rank-checked on the pool's 12 architectures and placed
 #     among them. The supernet settings leave the ground-truth network official (trainer.sizes).
 M=$OUT/micro
-MTASK=(experiment=quality_cifar_micro data.path=$CIFAR)
+MTASK=(experiment=quality_cifar_micro data.path=$CIFAR "${OLD[@]}")
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1]' workers=1 out_dir=$M/pool
 mkdir -p $M/pool4 && ln -sfn "$(realpath $M/pool/random)" $M/pool4/random      # the 24 trainings reused
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=1 \
     out_dir=$M/pool4
 BEFORE=(controller.priors=false space.sizes.sep_conv_stack=1 space.sizes.per_input_weights=false
-        space.sizes.aux_head=false search.aux_weight=0.0 controller.adam_beta1=0.9 controller.adam_eps=1e-8
-        controller.entropy_mode=loss)
+        space.sizes.aux_head=false search.aux_weight=0.0 controller.adam_beta1=0.9 controller.adam_eps=1e-8)
 micro() {   # name strategy seed [overrides...]: search, derive, rank check, placement
     local name=$1 strategy=$2 seed=$3; shift 3
     local run=$M/runs/$name/$strategy-seed$seed/search
