@@ -278,14 +278,20 @@ def split_ceilings(runs: Sequence[Sequence[float]], average: int = 1) -> dict | 
     return {"mean": float(np.mean(taus)), "min": float(min(taus)), "max": float(max(taus)), "splits": len(taus)}
 
 
+def judged_ceiling(noise_tau: float | None, splits: dict | None) -> tuple[float | None, int]:
+    """(ceiling, splits it is the mean of): the best estimate of the noise ceiling, the mean over
+    every split of the trainings into two measurements when there are several (one split of 12
+    architectures moves by +-0.1 with the seeds it happens to pair), else the measurements' tau."""
+    if splits and splits["splits"] > 1:
+        return splits["mean"], splits["splits"]
+    return noise_tau, 1
+
+
 def ceiling_verdict(noise_tau: float | None, splits: dict | None, one_shot_tau: float | None = None,
                     floor: float = NOISE_FLOOR, **names) -> str:
-    """`noise_verdict` on the best estimate of the ceiling: the mean over every split of the
-    trainings into two measurements when there are several (one split of 12 architectures moves
-    by +-0.1 with the seeds it happens to pair), else the measurements' own tau."""
-    if splits and splits["splits"] > 1:
-        return noise_verdict(splits["mean"], one_shot_tau, floor, splits=splits["splits"], **names)
-    return noise_verdict(noise_tau, one_shot_tau, floor, **names)
+    """`noise_verdict` on `judged_ceiling`."""
+    ceiling, count = judged_ceiling(noise_tau, splits)
+    return noise_verdict(ceiling, one_shot_tau, floor, splits=count, **names)
 
 
 def format_split_ceilings(splits: dict | None) -> str:

@@ -368,9 +368,9 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     assert by["main", "reinforce"]["checks"]["rank_check.json"]["taus"] == [0.35]
     assert by["main", "random"]["percentiles"] == [50.0]
     table = markdown(found)
-    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 | - | - "
+    assert ("| main | reinforce | 0.700 | 0.35 | 0.50 | 0.42 | 0.60 | 0.800 | 0.40 | 0.50 | - | - | - | - "
             "| 0.3900 ± 0.0141 | 80.0 ± 14.1 | 1/2 | 0,2 |") in table
-    assert "| main | random | 0.700 | - | - | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
+    assert "| main | random | 0.700 | - | - | - | - | - | - | - | - | - | - | - | 0.3700 | 50.0 | 0/1 | 0 |" in table
     # placed again in a larger pool's measurements (each the mean of some trainings)
     pool = {"random": {"num_archs": 4, "measurements": [[0.36, 0.38, 0.385, 0.41], [0.35, 0.37, 0.39, 0.40]]}}
     again = {(r["setting"], r["strategy"]): r for r in rows(str(tmp_path), parse_groups(["main=a,b"]), pool)}
@@ -387,6 +387,12 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
     six = markdown(rows(str(tmp_path), parse_groups(["six=b"]), checks=select_checks(["rank_check_6seeds.json"])))
     assert "one-shot tau, 2,000 valid images, 6 trainings" in six
     assert "| six | reinforce | 0.650 | 0.39 | 0.60 | 0.3800 | 70.0 | 0/1 | 0 |" in six
+    # a check whose report has the ceiling over every split: the table shows that mean (the verdict's)
+    (tmp_path / "b" / "reinforce-seed0" / "search" / "rank_check_e6.json").write_text(json.dumps(
+        {"one_shot_tau": 0.39, "noise_ceiling_tau": 0.5,
+         "noise_ceiling_splits": {"mean": 0.78, "min": 0.5, "max": 0.9, "splits": 3}}))
+    e6 = markdown(rows(str(tmp_path), parse_groups(["e6=b"]), checks=select_checks(["rank_check_e6.json"])))
+    assert "| e6 | reinforce | 0.780 | 0.39 | 0.50 | 0.3800 | 70.0 | 0/1 | 0 |" in e6
     with pytest.raises(SystemExit, match="unknown rank check 'rank_check_5.json'"):
         select_checks(["rank_check_5.json"])
 

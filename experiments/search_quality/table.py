@@ -6,10 +6,12 @@
 Reads every <out>/<dir>/beats_random.json (enas-beats-random; or placed.jsonl, the lines of
 place_derived.py for an interrupted run) and, for each search run, its
 <strategy>-seed<n>/search/rank_check.json (enas-rank-check): one row per setting and strategy
-with the pool's noise-ceiling tau, the one-shot tau over the seeds (and its share of the
-ceiling) for each rank check of `CHECKS` found beside the search (1,000 validation images;
-the whole split, 2,000 images; 24 architectures, with their own ceiling; the whole split against
-a ground truth of 6 trainings per architecture), and the derived
+with the pool's noise-ceiling tau (the one the harness's verdict reads: the mean over every split
+of the trainings where the report has it, `enas.ranking.judged_ceiling`), the one-shot tau over
+the seeds (and its share of the ceiling) for each rank check of `CHECKS` found beside the search
+(1,000 validation images; the whole split, 2,000 images; 24 architectures, with their own
+ceiling; the whole split against a ground truth of 6 trainings per architecture, or of 4 trainings
+of 6 epochs), and the derived
 architecture's percentile among the random pool. `--group` names
 the directories whose runs form one setting (the default: each directory is a setting);
 `--pool` names another pool's beats_random.json (the 24-architecture one) among whose
@@ -26,13 +28,15 @@ import statistics
 import sys
 
 from enas.quality import placement
+from enas.ranking import judged_ceiling
 
 # The rank checks of a search (run.sh): file, column label, whether it has its own noise ceiling
 # (another set of architectures) or shares the 12-architecture pool's.
 CHECKS = (("rank_check.json", "1,000 valid images", False),
           ("rank_check_2000.json", "2,000 valid images", False),
           ("rank_check_24.json", "24 archs, 2,000 valid images", True),
-          ("rank_check_6seeds.json", "2,000 valid images, 6 trainings", False))   # the micro pool of section 4
+          ("rank_check_6seeds.json", "2,000 valid images, 6 trainings", False),   # the micro pool of section 4
+          ("rank_check_e6.json", "2,000 valid images, 6 epochs", False))          # its 6-epoch pool (section 6)
 
 
 def _load(path: str) -> dict | None:
@@ -56,7 +60,8 @@ def runs_of(folder: str) -> tuple[list[dict], float | None]:
     report = _load(os.path.join(folder, "beats_random.json"))
     if report is not None:
         return ([{"strategy": r["strategy"], "seed": r["seed"], "percentile": r["percentile"], "value": r["value"]}
-                 for r in report["runs"] if r["status"] == "ok"], report["noise_ceiling_tau"])
+                 for r in report["runs"] if r["status"] == "ok"],
+                judged_ceiling(report["noise_ceiling_tau"], report.get("noise_ceiling_splits"))[0])
     placed = os.path.join(folder, "placed.jsonl")
     if not os.path.exists(placed):
         return [], None
@@ -94,7 +99,8 @@ def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None, check
                     check = _load(os.path.join(search, name))
                     if check is not None and check.get("one_shot_tau") is not None:
                         found_checks[name]["taus"].append(check["one_shot_tau"])
-                        found_checks[name]["noise"] = found_checks[name]["noise"] or check["noise_ceiling_tau"]
+                        found_checks[name]["noise"] = (found_checks[name]["noise"] or judged_ceiling(
+                            check["noise_ceiling_tau"], check.get("noise_ceiling_splits"))[0])
             if noise is None:                         # no beats_random.json: the ceiling of a check of the same pool
                 noise = next((found_checks[name]["noise"] for name, _, own in checks
                               if not own and found_checks[name]["noise"]), None)
