@@ -354,7 +354,7 @@ T='%e s wall, %U s user, %S s system'
 #     seen on the 2,000 validation images), rank-checked on the pool's 12 architectures and placed
 #     among them. The supernet settings leave the ground-truth network official (trainer.sizes).
 M=$OUT/micro
-MTASK=(experiment=quality_cifar_micro data.path=$CIFAR "${OLD[@]}")
+MTASK=(experiment=quality_cifar_micro data.path=$CIFAR "${OLD[@]}" trainer.epochs=3)   # steps 10-11: 3 epochs
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1]' workers=1 out_dir=$M/pool
 mkdir -p $M/pool4 && ln -sfn "$(realpath $M/pool/random)" $M/pool4/random      # the 24 trainings reused
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=1 \
@@ -435,3 +435,31 @@ $BIN/python -m experiments.search_quality.entropy_curve "${RUNS[@]}" --names "${
     > experiments/search_quality/entropy_micro.md
 $BIN/python -m experiments.search_quality.controller_steps "${RUNS[@]}" --names "${NAMES[@]}" \
     > experiments/search_quality/controller_steps_micro.md
+
+# 12. Eleventh session (section 6): the micro ground truth at 6 epochs (the preset's recipe since
+#     then), the same 12 cells, 4 seeds, a measurement the mean of 2 trainings; searches with a
+#     controller that takes full Adam steps (eps 1e-8, the rest as main); every main and learns
+#     search rank-checked and placed against the 6-epoch pool (its derived cell trained twice).
+E6=(experiment=quality_cifar_micro data.path=$CIFAR)
+$BIN/enas-beats-random "${E6[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=2 \
+    out_dir=$M/pool_e6
+$BIN/python -m experiments.search_quality.pool_table $M/pool_e6 --seeds 0,1,2,3 --ceilings \
+    > experiments/search_quality/ceilings_micro_e6.md
+$BIN/python -m experiments.search_quality.pool_table $M/pool_e6 --seeds 0,1,2,3 \
+    > experiments/search_quality/pool12_micro_e6.json
+for seed in 0 1 2; do search6 learns reinforce $seed controller.adam_eps=1e-8; done
+micro_e6() {   # name strategy seed: a search checked and placed against the 6-epoch pool
+    local name=$1 strategy=$2 seed=$3
+    local run=$M/runs/$name/$strategy-seed$seed/search e6=$M/runse6/$name/$strategy-seed$seed
+    ln -sfn "$(realpath $M/pool_e6/random)" $run/rank_check_runs
+    $BIN/enas-rank-check run_dir=$run report=rank_check_e6 num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3]' \
+        ground_truth.average=2 ground_truth.workers=1 'ground_truth.overrides=["trainer.epochs=6"]'
+    mkdir -p $e6 && ln -sfn $run $e6/search
+    $BIN/python -m experiments.search_quality.place_derived $M/pool_e6 $e6/search --seeds 0,1,2,3 --average 2 \
+        --workers 1 >> $M/runse6/$name/placed.jsonl
+}
+for seed in 0 1 2 3; do micro_e6 main reinforce $seed; done
+for seed in 0 1 2; do micro_e6 main random $seed; micro_e6 learns reinforce $seed; done
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
+    > experiments/search_quality/table_micro_e6.md
+cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
