@@ -463,3 +463,11 @@ for seed in 0 1 2; do micro_e6 main random $seed; micro_e6 learns reinforce $see
 $BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
     > experiments/search_quality/table_micro_e6.md
 cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
+$BIN/python -m experiments.search_quality.table $M/runs6 --checks rank_check_6seeds.json \
+    > experiments/search_quality/table_micro6.md                  # again: the learns rows, the judged ceiling
+cat $M/runs6/*/placed.jsonl > experiments/search_quality/placed_micro6.jsonl
+LEARNS=($M/runs/learns/reinforce-seed{0,1,2}/search)
+$BIN/python -m experiments.search_quality.entropy_curve "${LEARNS[@]}" --names learns/reinforce-seed{0,1,2} \
+    > experiments/search_quality/entropy_micro_learns.md
+$BIN/python -m experiments.search_quality.controller_steps "${LEARNS[@]}" --names learns/reinforce-seed{0,1,2} \
+    > experiments/search_quality/controller_steps_learns.md
