@@ -9,11 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from enas.ranking import (agreement, bn_mode, bootstrap_ci, ceiling_verdict, format_rank_report, format_split_ceilings, kendall_tau,
-                          measurements,
-                          noise_verdict,
-                          one_shot_batches, rank_by_recorded_rewards, rank_report, sample_architectures,
-                          spearman_rho, split_ceilings, top_k, top_k_overlap)
+from enas.ranking import (agreement, bn_mode, bootstrap_ci, ceiling_verdict, format_rank_report, format_split_ceilings,
+                          kendall_tau, measurements, noise_verdict, one_shot_batches, rank_by_recorded_rewards,
+                          rank_report, sample_architectures, spearman_rho, split_ceilings, top_k, top_k_overlap)
 from enas.strategies import build_strategy
 from enas.training import recalibrate_bn
 from tests.helpers import compose_config, run_command

@@ -55,13 +55,17 @@ def mean_sd(values: list[float], digits: int = 2) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _judged(report: dict) -> float | None:
+    """The noise ceiling a report's verdict reads (`judged_ceiling`; older reports: their own tau)."""
+    return judged_ceiling(report["noise_ceiling_tau"], report.get("noise_ceiling_splits"))[0]
+
+
 def runs_of(folder: str) -> tuple[list[dict], float | None]:
     """(runs {"strategy", "seed", "percentile", "value"}, noise-ceiling tau) of one out_dir."""
     report = _load(os.path.join(folder, "beats_random.json"))
     if report is not None:
         return ([{"strategy": r["strategy"], "seed": r["seed"], "percentile": r["percentile"], "value": r["value"]}
-                 for r in report["runs"] if r["status"] == "ok"],
-                judged_ceiling(report["noise_ceiling_tau"], report.get("noise_ceiling_splits"))[0])
+                 for r in report["runs"] if r["status"] == "ok"], _judged(report))
     placed = os.path.join(folder, "placed.jsonl")
     if not os.path.exists(placed):
         return [], None
@@ -99,8 +103,7 @@ def rows(out: str, groups: dict[str, list[str]], pool: dict | None = None, check
                     check = _load(os.path.join(search, name))
                     if check is not None and check.get("one_shot_tau") is not None:
                         found_checks[name]["taus"].append(check["one_shot_tau"])
-                        found_checks[name]["noise"] = (found_checks[name]["noise"] or judged_ceiling(
-                            check["noise_ceiling_tau"], check.get("noise_ceiling_splits"))[0])
+                        found_checks[name]["noise"] = found_checks[name]["noise"] or _judged(check)
             if noise is None:                         # no beats_random.json: the ceiling of a check of the same pool
                 noise = next((found_checks[name]["noise"] for name, _, own in checks
                               if not own and found_checks[name]["noise"]), None)
