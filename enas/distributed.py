@@ -268,6 +268,10 @@ def export_submitit_env() -> None:
     env = TorchDistributedEnvironment()
     if env.world_size > 1:
         env.export(set_cuda_visible_devices=False)              # keep cuda:LOCAL_RANK meaningful
+        if env.local_world_size == env.world_size:
+            # every task is on this node: meet on the loopback, which always answers (submitit names
+            # the node's hostname, which a container may resolve to a filtered address or not at all)
+            os.environ["MASTER_ADDR"] = "127.0.0.1"
 
 
 def init_from_env(device_name: str = "auto") -> tuple[Dist, torch.device]:

@@ -6,6 +6,10 @@ same launcher code with local processes, and the SLURM preset is checked as comp
 
 from __future__ import annotations
 
+import glob
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -32,11 +36,40 @@ def test_the_slurm_preset_is_the_submitit_slurm_launcher_with_enas_defaults():
     assert compose_config("search", ["hydra/launcher=enas_slurm"])["search"]["epochs"] == 10
 
 
+def test_a_submitit_task_gets_torchruns_variables_and_meets_on_the_loopback(monkeypatch):
+    """The variables a task of a one-node submitit job of 2 tasks exports before joining the group."""
+    from enas.distributed import export_submitit_env
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(name, "")          # recorded, so that what the export sets is undone after
+        monkeypatch.delenv(name)
+    for name, value in {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": "4242", "SUBMITIT_LOCAL_NTASKS": "2",
+                        "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_LOCAL_NODEID": "0",
+                        "SUBMITIT_LOCAL_GLOBALID": "1", "SUBMITIT_LOCAL_LOCALID": "1"}.items():
+        monkeypatch.setenv(name, value)
+    export_submitit_env()
+    env = {name: os.environ[name] for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
+    assert env == {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1"}
+    assert 20000 <= int(os.environ["MASTER_PORT"]) <= 60000          # submitit's port of the job id
+
+
+def submitit_logs(sweep_dir) -> str:
+    """The tails of the tasks' own logs (submitit's folder), for a failure message."""
+    files = sorted(glob.glob(os.path.join(sweep_dir, ".submitit", "*", "*.*")))
+    return "\n".join(f"--- {path}\n" + open(path, errors="replace").read()[-3000:]
+                     for path in files if path.endswith((".out", ".err")))
+
+
 @pytest.mark.slow
-def test_submitit_local_multirun_of_two_searches_each_on_two_processes(tmp_path):
+def test_submitit_local_multirun_of_two_searches_each_on_two_processes(tmp_path, monkeypatch):
     """Two seeds, one job each; each job has 2 tasks, which enas joins into one data-parallel search."""
-    run_script("enas-search", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
-               f"hydra.sweep.dir={tmp_path}", "seed=0,1", *TINY)
+    # a task that fails leaves the other waiting for the group (submitit waits for both): fail in
+    # minutes, with the tasks' logs, not at the 60-minute default
+    monkeypatch.setenv("ENAS_DIST_TIMEOUT_MIN", "3")
+    try:
+        run_script("enas-search", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
+                   f"hydra.sweep.dir={tmp_path}", "seed=0,1", *TINY, timeout=420)
+    except (AssertionError, subprocess.TimeoutExpired) as error:
+        raise AssertionError(f"{error}\n{submitit_logs(tmp_path)}") from None
     states = [load_checkpoint(str(tmp_path / f"{i}-reinforce-seed{i}" / "checkpoint.pt"), kind="search")
               for i in (0, 1)]
     for seed, state in enumerate(states):
