@@ -260,18 +260,23 @@ def export_submitit_env() -> None:
 
     hydra/launcher=submitit_slurm (or submitit_local) with tasks_per_node or nodes > 1 starts
     one task per device: they form the process group of one data-parallel run. Variables that
-    are already set (torchrun inside the job) win.
+    are already set (torchrun inside the job) win; so do MASTER_ADDR and MASTER_PORT when the
+    job sets them (submitit otherwise draws the port from the job id, and names the first node).
     """
     if "RANK" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
         return
     from submitit.helpers import TorchDistributedEnvironment   # present: submitit started us
-    env = TorchDistributedEnvironment()
-    if env.world_size > 1:
-        env.export(set_cuda_visible_devices=False)              # keep cuda:LOCAL_RANK meaningful
-        if env.local_world_size == env.world_size:
-            # every task is on this node: meet on the loopback, which always answers (submitit names
-            # the node's hostname, which a container may resolve to a filtered address or not at all)
-            os.environ["MASTER_ADDR"] = "127.0.0.1"
+    env = TorchDistributedEnvironment()                         # reads MASTER_PORT when it is set
+    if env.world_size <= 1:
+        return
+    own_address = os.environ.get("MASTER_ADDR")
+    env.export(set_cuda_visible_devices=False, overwrite=True)  # keep cuda:LOCAL_RANK meaningful
+    if own_address:
+        os.environ["MASTER_ADDR"] = own_address
+    elif env.local_world_size == env.world_size:
+        # every task is on this node: meet on the loopback, which always answers (submitit names
+        # the node's hostname, which a container may resolve to a filtered address or not at all)
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
 
 
 def init_from_env(device_name: str = "auto") -> tuple[Dist, torch.device]:

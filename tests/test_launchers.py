@@ -36,20 +36,35 @@ def test_the_slurm_preset_is_the_submitit_slurm_launcher_with_enas_defaults():
     assert compose_config("search", ["hydra/launcher=enas_slurm"])["search"]["epochs"] == 10
 
 
-def test_a_submitit_task_gets_torchruns_variables_and_meets_on_the_loopback(monkeypatch):
-    """The variables a task of a one-node submitit job of 2 tasks exports before joining the group."""
+SUBMITIT_TASK_1_OF_2 = {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": "4242", "SUBMITIT_LOCAL_NTASKS": "2",
+                        "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_LOCAL_NODEID": "0",
+                        "SUBMITIT_LOCAL_GLOBALID": "1", "SUBMITIT_LOCAL_LOCALID": "1"}
+TORCHRUN_NAMES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def submitit_task_env(monkeypatch, **own: str) -> dict:
+    """Export from the environment of task 1 of a one-node submitit job of 2 tasks (plus `own`
+    variables the job sets); torchrun's variables it leaves."""
     from enas.distributed import export_submitit_env
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+    for name in TORCHRUN_NAMES:
         monkeypatch.setenv(name, "")          # recorded, so that what the export sets is undone after
         monkeypatch.delenv(name)
-    for name, value in {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": "4242", "SUBMITIT_LOCAL_NTASKS": "2",
-                        "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_LOCAL_NODEID": "0",
-                        "SUBMITIT_LOCAL_GLOBALID": "1", "SUBMITIT_LOCAL_LOCALID": "1"}.items():
+    for name, value in {**SUBMITIT_TASK_1_OF_2, **own}.items():
         monkeypatch.setenv(name, value)
     export_submitit_env()
-    env = {name: os.environ[name] for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
-    assert env == {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1"}
-    assert 20000 <= int(os.environ["MASTER_PORT"]) <= 60000          # submitit's port of the job id
+    return {name: os.environ.get(name) for name in TORCHRUN_NAMES}
+
+
+def test_a_submitit_task_gets_torchruns_variables_and_meets_on_the_loopback(monkeypatch):
+    env = submitit_task_env(monkeypatch)
+    assert {k: env[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")} == \
+        {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1"}
+    assert 20000 <= int(env["MASTER_PORT"]) <= 60000                  # submitit's port of the job id
+
+
+def test_a_submitit_job_that_sets_its_own_address_and_port_keeps_them(monkeypatch):
+    env = submitit_task_env(monkeypatch, MASTER_ADDR="10.1.2.3", MASTER_PORT="29123")
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"], env["RANK"]) == ("10.1.2.3", "29123", "1")
 
 
 def submitit_logs(sweep_dir) -> str:
