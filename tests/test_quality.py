@@ -397,6 +397,22 @@ def test_experiment_table_groups_reports_and_placed_runs(tmp_path):
         select_checks(["rank_check_5.json"])
 
 
+def test_experiment_table_compares_two_rows_percentiles():
+    """table.py --versus: A's derived percentiles against B's, not paired, tested both ways."""
+    from experiments.search_quality.table import ahead, versus
+    c = ahead([100.0, 90.0], [50.0])
+    assert (c["difference"], c["share"]) == (45.0, 1.0)
+    # exact Mann-Whitney: B's one value is the lowest of 3 in 1 of the 3 equally likely orders
+    assert c["p_ahead"] == pytest.approx(1 / 3) and c["p_behind"] == pytest.approx(1.0)
+    assert ahead([70.0], [70.0, 90.0])["share"] == 0.25                  # a tie counts half
+    found = [{"setting": "few", "strategy": "reinforce", "percentiles": [100.0, 90.0]},
+             {"setting": "main", "strategy": "random", "percentiles": [50.0]}]
+    assert "| few/reinforce | main/random | 2 / 1 | +45.0 | 1.00 | 0.33 | 1.00 |" in \
+        versus(found, ["few/reinforce:main/random"])
+    with pytest.raises(SystemExit, match="no row 'main/reinforce'"):
+        versus(found, ["few/reinforce:main/reinforce"])
+
+
 def test_entropy_curve_reads_the_controller_entropy_of_a_run(tmp_path, capsys):
     """experiments/search_quality/entropy_curve.py: first, lowest and last window means and the
     change in per cent, from the TensorBoard events a search writes; the PNG of the curve."""

@@ -28,7 +28,7 @@ import sys
 
 from scipy import stats
 
-from experiments.search_quality.table import mean_sd
+from experiments.search_quality.table import ahead, mean_sd
 
 PICK = re.compile(r"(?P<search>[^/]+)_s(?P<seed>\d+)/pick_(?P<pick>[^/]+)/?$")
 #: A row of the first table this script writes: | search | pick | mean ± sd | s0 50.0, s1 25.0 | ...
@@ -132,10 +132,9 @@ def versus(picks: dict[tuple[str, str], dict[int, dict]], first: str, second: st
     for pick in sorted({p for s, p in picks if s == first} & {p for s, p in picks if s == second}):
         a = [e["percentile"] for e in picks[(first, pick)].values()]
         b = [e["percentile"] for e in picks[(second, pick)].values()]
-        ahead = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / (len(a) * len(b))
-        p = stats.mannwhitneyu(a, b, alternative="greater").pvalue
-        lines.append(f"| {pick} | {len(a)} | {len(b)} | {sum(a) / len(a) - sum(b) / len(b):.1f} | {ahead:.2f} | "
-                     f"{p:.3f} |")
+        c = ahead(a, b)
+        lines.append(f"| {pick} | {len(a)} | {len(b)} | {c['difference']:.1f} | {c['share']:.2f} | "
+                     f"{c['p_ahead']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

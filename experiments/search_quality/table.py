@@ -15,7 +15,9 @@ of 6 epochs), and the derived
 architecture's percentile among the random pool. `--group` names
 the directories whose runs form one setting (the default: each directory is a setting);
 `--pool` names another pool's beats_random.json (the 24-architecture one) among whose
-measurements each derived architecture is placed again (its own column).
+measurements each derived architecture is placed again (its own column). `--versus A:B` (rows
+named setting/strategy, e.g. few_shot/reinforce:main/random) adds how far A's derived percentiles
+are ahead of B's: not paired (different supernets), with one-sided Mann-Whitney tests both ways.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import os
 import re
 import statistics
 import sys
+
+from scipy import stats
 
 from enas.quality import placement
 from enas.ranking import judged_ceiling
@@ -151,6 +155,32 @@ def markdown(found: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ahead(a: list[float], b: list[float]) -> dict:
+    """Percentiles `a` against `b` (not paired): the difference of the means, the share of (a, b)
+    pairs with a ahead (ties count half), and the one-sided Mann-Whitney p for a ahead and b ahead."""
+    share = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / (len(a) * len(b))
+    return {"difference": statistics.fmean(a) - statistics.fmean(b), "share": share,
+            "p_ahead": stats.mannwhitneyu(a, b, alternative="greater").pvalue,
+            "p_behind": stats.mannwhitneyu(a, b, alternative="less").pvalue}
+
+
+def versus(found: list[dict], pairs: list[str]) -> str:
+    """A table of `A:B` comparisons of the rows' derived percentiles (rows named setting/strategy)."""
+    by_name = {f"{r['setting']}/{r['strategy']}": r for r in found}
+    lines = ["", "| A | B | seeds A / B | percentile A - B | share of pairs with A ahead | "
+             "Mann-Whitney p, A ahead | p, B ahead |", "|---|---|---|---|---|---|---|"]
+    for pair in pairs:
+        first, second = pair.split(":")
+        missing = [name for name in (first, second) if name not in by_name]
+        if missing:
+            raise SystemExit(f"--versus {pair}: no row {missing[0]!r}; rows: {', '.join(by_name)}")
+        a, b = by_name[first]["percentiles"], by_name[second]["percentiles"]
+        c = ahead(a, b)
+        lines.append(f"| {first} | {second} | {len(a)} / {len(b)} | {c['difference']:+.1f} | {c['share']:.2f} | "
+                     f"{c['p_ahead']:.2f} | {c['p_behind']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def select_checks(names: list[str]) -> tuple:
     """The entries of CHECKS with these file names, in CHECKS' order (an unknown name: SystemExit)."""
     known = {name for name, _, _ in CHECKS}
@@ -175,7 +205,13 @@ if __name__ == "__main__":
     parser.add_argument("--group", action="append", default=[], help="name=dir1,dir2: these runs form one setting")
     parser.add_argument("--pool", help="another pool's beats_random.json: place the derived architectures in it too")
     parser.add_argument("--checks", help="comma-separated rank-check files of CHECKS to show (default: all)")
+    parser.add_argument("--versus", action="append", default=[], metavar="A:B",
+                        help="setting/strategy A against B: derived percentiles, Mann-Whitney both ways")
     args = parser.parse_args()
+    if any(len(v.split(":")) != 2 for v in args.versus):
+        parser.error("--versus takes A:B, each setting/strategy")
     checks = select_checks(args.checks.split(",")) if args.checks else CHECKS
     found = rows(args.out, parse_groups(args.group), _load(args.pool) if args.pool else None, checks)
     sys.stdout.write(markdown(found))
+    if args.versus:
+        sys.stdout.write(versus(found, args.versus))
