@@ -471,3 +471,28 @@ $BIN/python -m experiments.search_quality.entropy_curve "${LEARNS[@]}" --names l
     > experiments/search_quality/entropy_micro_learns.md
 $BIN/python -m experiments.search_quality.controller_steps "${LEARNS[@]}" --names learns/reinforce-seed{0,1,2} \
     > experiments/search_quality/controller_steps_learns.md
+
+# 13. Twelfth session (section 7): every micro option search of steps 10-11 rank-checked and placed
+#     against the 6-epoch pool (its derived cell trained twice), then seeds 1-2 of FairNAS and of the
+#     few-shot supernet with REINFORCE, and few-shot random search (seeds 0-1) at the same budget.
+for name in before_fixes warmup fair variance_reduction no_prior reward_batches few_shot; do micro_e6 $name reinforce 0; done
+for seed in 0 1 2; do micro_e6 no_prior_fast reinforce $seed; done
+FAIR=(search.fair_sampling=true search.omega_steps=16)
+FEW=(search.few_shot.decision=normal_node0_op_a search.few_shot.split_epoch=3)
+search_e6() {  # name strategy seed [overrides...]: a new search (official entropy form pinned off) and derive, then micro_e6
+    local name=$1 strategy=$2 seed=$3; shift 3
+    local run=$M/runs/$name/$strategy-seed$seed/search
+    $BIN/enas-search "${E6[@]}" "${OLD[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
+    $BIN/enas-derive run_dir=$run
+    micro_e6 $name $strategy $seed
+}
+for seed in 1 2; do search_e6 fair reinforce $seed "${FAIR[@]}"; search_e6 few_shot reinforce $seed "${FEW[@]}"; done
+for seed in 0 1; do search_e6 few_shot random $seed "${FEW[@]}"; done
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
+    --versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random \
+    --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random \
+    > experiments/search_quality/table_micro_e6.md
+cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
+OPTS=($M/runs/few_shot/reinforce-seed{0,1,2}/search $M/runs/fair/reinforce-seed{0,1,2}/search)
+$BIN/python -m experiments.search_quality.entropy_curve "${OPTS[@]}" --names few_shot/reinforce-seed{0,1,2} \
+    fair/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_options.md
