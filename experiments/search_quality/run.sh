@@ -474,7 +474,7 @@ $BIN/python -m experiments.search_quality.controller_steps "${LEARNS[@]}" --name
 
 # 13. Twelfth session (section 7): every micro option search of steps 10-11 rank-checked and placed
 #     against the 6-epoch pool (its derived cell trained twice), then seeds 1-2 of FairNAS and of the
-#     few-shot supernet with REINFORCE, and few-shot random search (seeds 0-1) at the same budget.
+#     few-shot supernet with REINFORCE (and its seed 3), few-shot random search (seeds 0-2) at the same budget.
 for name in before_fixes warmup fair variance_reduction no_prior reward_batches few_shot; do micro_e6 $name reinforce 0; done
 for seed in 0 1 2; do micro_e6 no_prior_fast reinforce $seed; done
 FAIR=(search.fair_sampling=true search.omega_steps=16)
@@ -487,12 +487,13 @@ search_e6() {  # name strategy seed [overrides...]: a new search (official entro
     micro_e6 $name $strategy $seed
 }
 for seed in 1 2; do search_e6 fair reinforce $seed "${FAIR[@]}"; search_e6 few_shot reinforce $seed "${FEW[@]}"; done
-for seed in 0 1; do search_e6 few_shot random $seed "${FEW[@]}"; done
+for seed in 0 1 2; do search_e6 few_shot random $seed "${FEW[@]}"; done
+search_e6 few_shot reinforce 3 "${FEW[@]}"
 $BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
     --versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random \
     --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random \
     > experiments/search_quality/table_micro_e6.md
 cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
-OPTS=($M/runs/few_shot/reinforce-seed{0,1,2}/search $M/runs/fair/reinforce-seed{0,1,2}/search)
-$BIN/python -m experiments.search_quality.entropy_curve "${OPTS[@]}" --names few_shot/reinforce-seed{0,1,2} \
+OPTS=($M/runs/few_shot/reinforce-seed{0,1,2,3}/search $M/runs/fair/reinforce-seed{0,1,2}/search)
+$BIN/python -m experiments.search_quality.entropy_curve "${OPTS[@]}" --names few_shot/reinforce-seed{0,1,2,3} \
     fair/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_options.md
