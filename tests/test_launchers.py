@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -70,7 +71,7 @@ def test_a_submitit_job_that_sets_its_own_address_and_port_keeps_them(monkeypatc
 def submitit_logs(sweep_dir) -> str:
     """The tails of the tasks' own logs (submitit's folder), for a failure message."""
     files = sorted(glob.glob(os.path.join(sweep_dir, ".submitit", "*", "*.*")))
-    return "\n".join(f"--- {path}\n" + open(path, errors="replace").read()[-3000:]
+    return "\n".join(f"--- {path}\n" + pathlib.Path(path).read_text(errors="replace")[-3000:]
                      for path in files if path.endswith((".out", ".err")))
 
 

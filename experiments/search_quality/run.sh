@@ -411,13 +411,14 @@ micro6() {   # name strategy seed: a search of step 10 or 11 checked and placed 
 for seed in 0 1 2; do micro6 main reinforce $seed; done
 for seed in 0 1; do micro6 main random $seed; done
 for name in before_fixes warmup fair variance_reduction; do micro6 $name reinforce 0; done
-search6() {  # name strategy seed [overrides...]: a new search and derive, then micro6
+search_derive() {  # name strategy seed [overrides...]: a new search on ${STASK[@]} and its derive
     local name=$1 strategy=$2 seed=$3; shift 3
     local run=$M/runs/$name/$strategy-seed$seed/search
-    $BIN/enas-search "${MTASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
+    $BIN/enas-search "${STASK[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
     $BIN/enas-derive run_dir=$run
-    micro6 $name $strategy $seed
 }
+STASK=("${MTASK[@]}")
+search6() { search_derive "$@"; micro6 $1 $2 $3; }   # name strategy seed [overrides...]: then micro6
 search6 main reinforce 3
 search6 main random 2
 search6 no_prior reinforce 0 controller.priors=false
@@ -479,13 +480,8 @@ for name in before_fixes warmup fair variance_reduction no_prior reward_batches 
 for seed in 0 1 2; do micro_e6 no_prior_fast reinforce $seed; done
 FAIR=(search.fair_sampling=true search.omega_steps=16)
 FEW=(search.few_shot.decision=normal_node0_op_a search.few_shot.split_epoch=3)
-search_e6() {  # name strategy seed [overrides...]: a new search (official entropy form pinned off) and derive, then micro_e6
-    local name=$1 strategy=$2 seed=$3; shift 3
-    local run=$M/runs/$name/$strategy-seed$seed/search
-    $BIN/enas-search "${E6[@]}" "${OLD[@]}" strategy=$strategy seed=$seed hydra.run.dir=$run "$@"
-    $BIN/enas-derive run_dir=$run
-    micro_e6 $name $strategy $seed
-}
+STASK=("${E6[@]}" "${OLD[@]}")                         # the 6-epoch preset, entropy form pinned as before
+search_e6() { search_derive "$@"; micro_e6 $1 $2 $3; }  # name strategy seed [overrides...]: then micro_e6
 for seed in 1 2; do search_e6 fair reinforce $seed "${FAIR[@]}"; search_e6 few_shot reinforce $seed "${FEW[@]}"; done
 for seed in 0 1 2; do search_e6 few_shot random $seed "${FEW[@]}"; done
 search_e6 few_shot reinforce 3 "${FEW[@]}"
