@@ -217,6 +217,12 @@ def bn_mode(model, requested: str = "auto") -> str:
     if requested == "batch" and running:
         raise ValueError(f"bn=batch: {running} of {total} BatchNorm layers of the supernet keep running statistics, "
                          f"which eval mode would use; choose bn=recalibrate (or auto)")
+    if requested == "recalibrate" and not running:
+        # re-estimating statistics nobody keeps would cost bn_batches passes per architecture and
+        # leave every score as bn=batch gives it, under a report that says "recalibrate"
+        raise ValueError(f"bn=recalibrate: none of the supernet's {total} BatchNorm layers keeps running statistics "
+                         f"(each normalises with its validation batch's own), so there is nothing to re-estimate; "
+                         f"choose bn=batch (or auto)")
     return requested
 
 

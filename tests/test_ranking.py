@@ -165,6 +165,8 @@ def test_bn_mode_of_the_micro_supernet_and_of_running_statistics():
     supernet = build_space("micro_cnn", num_nodes=2).build_supernet(
         num_classes=10, in_channels=1, image_size=8, channels=4, num_layers=3)
     assert bn_mode(supernet) == "batch"                  # batch statistics: eval mode is right as it is
+    with pytest.raises(ValueError, match="nothing to re-estimate"):   # a no-op that would call itself recalibrated
+        bn_mode(supernet, "recalibrate")
     tracked = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
     assert bn_mode(tracked) == "recalibrate"
     with pytest.raises(ValueError, match="running statistics"):
