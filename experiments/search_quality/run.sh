@@ -449,12 +449,15 @@ $BIN/python -m experiments.search_quality.pool_table $M/pool_e6 --seeds 0,1,2,3 
 $BIN/python -m experiments.search_quality.pool_table $M/pool_e6 --seeds 0,1,2,3 \
     > experiments/search_quality/pool12_micro_e6.json
 for seed in 0 1 2; do search6 learns reinforce $seed controller.adam_eps=1e-8; done
+rank_e6() {   # run_dir report [estimator options...]: rank check against the 6-epoch pool (its trainings reused)
+    ln -sfn "$(realpath $M/pool_e6/random)" $1/rank_check_runs
+    $BIN/enas-rank-check run_dir=$1 report=$2 num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3]' \
+        ground_truth.average=2 ground_truth.workers=1 'ground_truth.overrides=["trainer.epochs=6"]' "${@:3}"
+}
 micro_e6() {   # name strategy seed: a search checked and placed against the 6-epoch pool
     local name=$1 strategy=$2 seed=$3
     local run=$M/runs/$name/$strategy-seed$seed/search e6=$M/runse6/$name/$strategy-seed$seed
-    ln -sfn "$(realpath $M/pool_e6/random)" $run/rank_check_runs
-    $BIN/enas-rank-check run_dir=$run report=rank_check_e6 num_archs=12 seed=0 'ground_truth.seeds=[0,1,2,3]' \
-        ground_truth.average=2 ground_truth.workers=1 'ground_truth.overrides=["trainer.epochs=6"]'
+    rank_e6 $run rank_check_e6
     mkdir -p $e6 && ln -sfn $run $e6/search
     $BIN/python -m experiments.search_quality.place_derived $M/pool_e6 $e6/search --seeds 0,1,2,3 --average 2 \
         --workers 1 >> $M/runse6/$name/placed.jsonl
@@ -493,3 +496,36 @@ cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
 OPTS=($M/runs/few_shot/reinforce-seed{0,1,2,3}/search $M/runs/fair/reinforce-seed{0,1,2}/search)
 $BIN/python -m experiments.search_quality.entropy_curve "${OPTS[@]}" --names few_shot/reinforce-seed{0,1,2,3} \
     fair/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_options.md
+
+# 14. Thirteenth session (section 8): seeds 1-2 of 4 validation batches per reward (the setting whose
+#     seed 0 ranked best); on the few-shot supernet a controller that takes full Adam steps
+#     (few_shot_learns) and one that never moves (controller.lr=0: its initial distribution, i.e. the
+#     official op prior, sampled throughout; few_shot_prior), seeds 0-1 and 0, 2 (two each,
+#     for time).
+for seed in 1 2; do search_e6 reward_batches reinforce $seed evaluator.options.batches_per_reward=4; done
+for seed in 0 1; do search_e6 few_shot_learns reinforce $seed "${FEW[@]}" controller.adam_eps=1e-8; done
+for seed in 0 2; do search_e6 few_shot_prior reinforce $seed "${FEW[@]}" controller.lr=0; done
+# Which estimator ranks the pool on the main supernets (REINFORCE seeds 0-3, random search 0-2):
+# the shared weights then 20 training steps with BN recalibrated (inherit), and the same 20 steps
+# from a fresh initialisation (standalone, seed 0's run: it does not read the supernet).
+INH=(estimator.name=inherit estimator.steps=20 estimator.recalibrate_bn=20)
+mkdir -p $M/est_main
+for s in 0 1 2 3; do ln -sfn $M/runs/main/reinforce-seed$s/search $M/est_main/reinforce_s$s; done
+for s in 0 1 2; do ln -sfn $M/runs/main/random-seed$s/search $M/est_main/random_s$s; done
+for run in $M/est_main/*_s?; do rank_e6 $run rank_check_e6_inherit20bn "${INH[@]}"; done
+rank_e6 $M/est_main/reinforce_s0 rank_check_e6_standalone20bn estimator.name=standalone estimator.steps=20 \
+    estimator.recalibrate_bn=20
+$BIN/python -m experiments.search_quality.estimators $M/est_main rank_check_e6 rank_check_e6_inherit20bn \
+    rank_check_e6_standalone20bn --pair rank_check_e6_inherit20bn:rank_check_e6 \
+    --pair rank_check_e6_inherit20bn:rank_check_e6_standalone20bn > experiments/search_quality/estimators_micro_e6.md
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
+    --versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random \
+    --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random \
+    --versus reward_batches/reinforce:main/random --versus few_shot_prior/reinforce:few_shot/random \
+    --versus few_shot_learns/reinforce:few_shot/random --versus few_shot/reinforce:few_shot_prior/reinforce \
+    --versus few_shot_learns/reinforce:few_shot_prior/reinforce > experiments/search_quality/table_micro_e6.md
+cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
+S8=($M/runs/few_shot_learns/reinforce-seed{0,1}/search $M/runs/few_shot_prior/reinforce-seed{0,2}/search
+    $M/runs/reward_batches/reinforce-seed{0,1,2}/search)
+$BIN/python -m experiments.search_quality.entropy_curve "${S8[@]}" --names few_shot_learns/reinforce-seed{0,1} \
+    few_shot_prior/reinforce-seed{0,2} reward_batches/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_s8.md
