@@ -488,9 +488,9 @@ search_e6() { search_derive "$@"; micro_e6 $1 $2 $3; }  # name strategy seed [ov
 for seed in 1 2; do search_e6 fair reinforce $seed "${FAIR[@]}"; search_e6 few_shot reinforce $seed "${FEW[@]}"; done
 for seed in 0 1 2; do search_e6 few_shot random $seed "${FEW[@]}"; done
 search_e6 few_shot reinforce 3 "${FEW[@]}"
-$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
-    --versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random \
-    --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random \
+VERSUS=(--versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random
+        --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random)
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json "${VERSUS[@]}" \
     > experiments/search_quality/table_micro_e6.md
 cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
 OPTS=($M/runs/few_shot/reinforce-seed{0,1,2,3}/search $M/runs/fair/reinforce-seed{0,1,2}/search)
@@ -518,12 +518,11 @@ rank_e6 $M/est_main/reinforce_s0 rank_check_e6_standalone20bn estimator.name=sta
 $BIN/python -m experiments.search_quality.estimators $M/est_main rank_check_e6 rank_check_e6_inherit20bn \
     rank_check_e6_standalone20bn --pair rank_check_e6_inherit20bn:rank_check_e6 \
     --pair rank_check_e6_inherit20bn:rank_check_e6_standalone20bn > experiments/search_quality/estimators_micro_e6.md
-$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json \
-    --versus main/reinforce:main/random --versus learns/reinforce:main/random --versus fair/reinforce:main/random \
-    --versus few_shot/reinforce:few_shot/random --versus few_shot/reinforce:main/random \
-    --versus reward_batches/reinforce:main/random --versus few_shot_prior/reinforce:few_shot/random \
-    --versus few_shot_learns/reinforce:few_shot/random --versus few_shot/reinforce:few_shot_prior/reinforce \
-    --versus few_shot_learns/reinforce:few_shot_prior/reinforce > experiments/search_quality/table_micro_e6.md
+VERSUS+=(--versus reward_batches/reinforce:main/random --versus few_shot_prior/reinforce:few_shot/random
+         --versus few_shot_learns/reinforce:few_shot/random --versus few_shot/reinforce:few_shot_prior/reinforce
+         --versus few_shot_learns/reinforce:few_shot_prior/reinforce)
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json "${VERSUS[@]}" \
+    > experiments/search_quality/table_micro_e6.md
 cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
 S8=($M/runs/few_shot_learns/reinforce-seed{0,1}/search $M/runs/few_shot_prior/reinforce-seed{0,2}/search
     $M/runs/reward_batches/reinforce-seed{0,1,2}/search)
