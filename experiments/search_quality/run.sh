@@ -500,11 +500,10 @@ $BIN/python -m experiments.search_quality.entropy_curve "${OPTS[@]}" --names few
 # 14. Thirteenth session (section 8): seeds 1-2 of 4 validation batches per reward (the setting whose
 #     seed 0 ranked best); on the few-shot supernet a controller that takes full Adam steps
 #     (few_shot_learns) and one that never moves (controller.lr=0: its initial distribution, i.e. the
-#     official op prior, sampled throughout; few_shot_prior), seeds 0-1 and 0, 2 (two each,
-#     for time).
+#     official op prior, sampled throughout; few_shot_prior), seeds 0-2 of each.
 for seed in 1 2; do search_e6 reward_batches reinforce $seed evaluator.options.batches_per_reward=4; done
-for seed in 0 1; do search_e6 few_shot_learns reinforce $seed "${FEW[@]}" controller.adam_eps=1e-8; done
-for seed in 0 2; do search_e6 few_shot_prior reinforce $seed "${FEW[@]}" controller.lr=0; done
+for seed in 0 1 2; do search_e6 few_shot_learns reinforce $seed "${FEW[@]}" controller.adam_eps=1e-8; done
+for seed in 0 1 2; do search_e6 few_shot_prior reinforce $seed "${FEW[@]}" controller.lr=0; done
 # Which estimator ranks the pool on the main supernets (REINFORCE seeds 0-3, random search 0-2):
 # the shared weights then 20 training steps with BN recalibrated (inherit), and the same 20 steps
 # from a fresh initialisation (standalone, seed 0's run: it does not read the supernet).
@@ -524,7 +523,7 @@ VERSUS+=(--versus reward_batches/reinforce:main/random --versus few_shot_prior/r
 $BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json "${VERSUS[@]}" \
     > experiments/search_quality/table_micro_e6.md
 cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
-S8=($M/runs/few_shot_learns/reinforce-seed{0,1}/search $M/runs/few_shot_prior/reinforce-seed{0,2}/search
+S8=($M/runs/few_shot_learns/reinforce-seed{0,1,2}/search $M/runs/few_shot_prior/reinforce-seed{0,1,2}/search
     $M/runs/reward_batches/reinforce-seed{0,1,2}/search)
-$BIN/python -m experiments.search_quality.entropy_curve "${S8[@]}" --names few_shot_learns/reinforce-seed{0,1} \
-    few_shot_prior/reinforce-seed{0,2} reward_batches/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_s8.md
+$BIN/python -m experiments.search_quality.entropy_curve "${S8[@]}" --names few_shot_learns/reinforce-seed{0,1,2} \
+    few_shot_prior/reinforce-seed{0,1,2} reward_batches/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_s8.md
