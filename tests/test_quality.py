@@ -596,6 +596,45 @@ def test_best_of_k_is_the_exact_mean_over_every_subset(tmp_path, capsys):
     assert f"| all | 0,1 | 7 | {(100.0 + worst) / 2:.1f} ± " in out
 
 
+def test_consensus_of_supernets_averages_their_ranks_against_each_measurement(tmp_path, capsys):
+    """estimators.py --consensus: the tau of the supernets' mean rank, against each measurement of the
+    ground truth (means of `average` trainings) and averaged over them, for k-subsets as k grows."""
+    from experiments.search_quality.estimators import consensus_curve, consensus_tau, main
+
+    # three architectures; measurement 1 (trainings 1-2) orders them a < c < b, measurement 2 (3-4) a < b < c
+    truth = {(0,): [0.3, 0.3, 0.3, 0.3], (1,): [0.5, 0.5, 0.35, 0.35], (2,): [0.4, 0.4, 0.4, 0.4]}
+
+    def report(scores, losses=(2.0, 1.0, 1.5)):
+        rows = [{"choices": list(c), "one_shot_score": s, "one_shot_loss": l, "ground_truth": t}
+                for (c, t), s, l in zip(truth.items(), scores, losses)]
+        return {"rows": rows, "average": 2, "run_dir": "runs/x"}
+
+    first, second = report((1, 2, 3)), report((1, 3, 2))
+    # second: tau 1 with measurement 1, 1/3 with measurement 2; first: 1/3 and 1
+    assert consensus_tau([second]) == pytest.approx(2 / 3) and consensus_tau([first]) == pytest.approx(2 / 3)
+    # mean ranks (1, 2.5, 2.5): two concordant pairs, one tied -> tau-b 2 / sqrt(2 * 3) with either measurement
+    assert consensus_tau([first, second]) == pytest.approx(2 / math.sqrt(6))
+    assert consensus_tau([first], by_loss=True) == pytest.approx(2 / 3)      # -loss orders a < c < b
+    assert consensus_curve([first, second]) == pytest.approx({1: 2 / 3, 2: 2 / math.sqrt(6)})
+    assert list(consensus_curve([first] * 5, subsets=3)) == [1, 2, 4, 5]   # drawn subsets where there are more
+    other = report((1, 2, 3))
+    other["rows"][0]["choices"] = [7]
+    with pytest.raises(ValueError, match="rank different architectures"):
+        consensus_tau([first, other])
+    figures = {"kendall_tau": 2 / 3, "spearman_rho": 0.5, "top_k_overlap": 1.0}
+    for name, content in (("reinforce_s0", first), ("random_s1", second)):
+        for row in content["rows"]:
+            row["ground_truth_mean"] = sum(row["ground_truth"]) / 4
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "check.json").write_text(json.dumps({
+            **content, "estimator": {"label": "one-shot"}, "one_shot_tau": 2 / 3, "noise_ceiling_tau": 0.7,
+            "num_archs": 3, "one_shot": {}, "measurement_names": ["m1"], "pairs": {"one-shot vs m1": figures}}))
+    main([str(tmp_path), "check", "--consensus"])
+    out = capsys.readouterr().out.split("Noise or bias?")[1]
+    assert f"| one-shot (check) | 2 | score | 0.67 | 1: 0.67, 2: {2 / math.sqrt(6):.2f} | {2 / math.sqrt(6):.2f} |" in out
+    assert "| one-shot (check) | 2 | loss |" in out
+
+
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):
     """experiments/search_quality/picks.py: per search and estimator of the pick, the percentile
     over the seeds, how often two estimators picked the same architecture, the paired difference."""

@@ -2,6 +2,7 @@
 
     python -m experiments.search_quality.estimators /tmp/sq/s4 rank_check_24 inherit78 standalone78 \
         > experiments/search_quality/estimators.md
+    python -m experiments.search_quality.estimators /tmp/sqm/est_all rank_check_e6 --consensus
 
 Reads <runs>/<strategy>_s<seed>/<report>.json (enas-rank-check with report=<report>) for each
 report named, and prints one row per (report, strategy of the supernet's search): the
@@ -19,7 +20,10 @@ all the ground-truth trainings). With `--best-of K` (repeatable), a table of wha
 draws K of the pool's architectures at random and keeps the one the estimator ranks first (by
 score, and by loss where kept): the expected ground-truth percentile of that pick among the other
 architectures, exact over every K-subset (K = the pool size gives the top pick's percentile), per
-strategy of the supernets' searches and over all of them.
+strategy of the supernets' searches and over all of them. With `--consensus`, a table that tells noise
+from bias: the tau with the ground truth of the supernets' consensus (each architecture's mean rank
+over k supernets' scores, mean over k-subsets) as k grows. Noise that differs between supernets
+averages out, so the consensus of many climbs towards the ceiling; a bias they share does not.
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import statistics
 import sys
 from itertools import combinations
 from math import comb
 
+import numpy as np
+from scipy.stats import rankdata
+
 from enas.quality import percentile
-from enas.ranking import kendall_tau, report_label
+from enas.ranking import kendall_tau, measurements, report_label
 from experiments.search_quality.table import mean_sd
 
 RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
@@ -101,6 +109,63 @@ def best_of_markdown(runs: str, reports: list[str], ks: list[int]) -> str:
                 by_loss = mean_sd([best_of_k_percentile(r, k, True) for r in found], 1) if with_loss else "-"
                 lines.append(f"| {report_label(found[0])} ({report}) | {strategy} | {seeds} | {k} | "
                              f"{mean_sd([best_of_k_percentile(r, k) for r in found], 1)} | {by_loss} |")
+    return "\n".join(lines) + "\n"
+
+
+def consensus_tau(found: list[dict], by_loss: bool = False) -> float:
+    """Kendall tau with the ground truth of the reports' consensus: each architecture's mean rank over
+    the reports' scores (or over their negated losses), against each measurement of the ground truth as
+    the reports group it (`average` trainings), mean over the measurements as `one_shot_tau` is.
+    The reports must rank the same architectures."""
+    keyed = [{tuple(row["choices"]): row for row in r["rows"]} for r in found]
+    if any(set(k) != set(keyed[0]) for k in keyed):
+        raise ValueError(f"{found[0].get('run_dir', 'a report')} and the others rank different architectures: "
+                         "a consensus needs the same pool (rank-check seed and num_archs)")
+    archs = sorted(keyed[0])
+    rank_sum = np.zeros(len(archs))
+    for rows in keyed:
+        values = [-rows[a]["one_shot_loss"] if by_loss else rows[a]["one_shot_score"] for a in archs]
+        rank_sum += rankdata(values)
+    runs = [list(t) for t in zip(*(keyed[0][a]["ground_truth"] for a in archs))]   # one list per training
+    measured, _ = measurements(runs, found[0].get("average", 1))
+    return statistics.fmean(kendall_tau(rank_sum, m) for m in measured)
+
+
+def consensus_curve(found: list[dict], by_loss: bool = False, subsets: int = 200, seed: int = 0) -> dict[int, float]:
+    """{k: mean `consensus_tau` over k-subsets of the reports} for k = 1, 2, 4, ... and all of them:
+    every subset where there are at most `subsets`, else `subsets` drawn without repeats (seeded)."""
+    sizes = sorted({k for k in (2 ** i for i in range(len(found).bit_length())) if k <= len(found)} | {len(found)})
+    curve = {}
+    for k in sizes:
+        if comb(len(found), k) <= subsets:
+            chosen = list(combinations(range(len(found)), k))
+        else:
+            rng, drawn = random.Random(seed), set()
+            while len(drawn) < subsets:
+                drawn.add(tuple(sorted(rng.sample(range(len(found)), k))))
+            chosen = sorted(drawn)
+        curve[k] = statistics.fmean(consensus_tau([found[i] for i in c], by_loss) for c in chosen)
+    return curve
+
+
+def consensus_markdown(runs: str, reports: list[str]) -> str:
+    """Per report: the consensus tau of k of its supernets (every strategy together) as k grows, by
+    score and, where the rows keep it, by loss."""
+    lines = ["", "Noise or bias? Kendall tau with the ground truth of the consensus of k supernets (each "
+             "architecture's mean rank over their scores; mean over k-subsets)", "",
+             "| estimator (report) | supernets | ranked by | k = 1 (a single supernet) | consensus tau as k grows | "
+             "all |", "|---|---|---|---|---|---|"]
+    for report in reports:
+        by_run = load_reports(runs, report)
+        if not by_run:
+            continue
+        found = [by_run[key] for key in sorted(by_run)]
+        with_loss = all("one_shot_loss" in row for r in found for row in r["rows"])
+        for by_loss in (False, True) if with_loss else (False,):
+            curve = consensus_curve(found, by_loss)
+            lines.append(f"| {report_label(found[0])} ({report}) | {len(found)} | {'loss' if by_loss else 'score'} | "
+                         f"{curve[1]:.2f} | {', '.join(f'{k}: {t:.2f}' for k, t in curve.items())} | "
+                         f"{curve[len(found)]:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -208,6 +273,8 @@ def main(argv=None) -> None:
     parser.add_argument("--pair", action="append", metavar="REPORT:BASELINE",
                         help="paired tau difference of two reports (default: each inherit<k> with standalone<k>)")
     parser.add_argument("--loss", action="store_true", help="also rank each estimate by its validation loss")
+    parser.add_argument("--consensus", action="store_true",
+                        help="tau of the consensus of k supernets as k grows: noise that averages out, or a shared bias")
     parser.add_argument("--best-of", type=int, action="append", default=[], metavar="K",
                         help="expected percentile of the best of K random pool architectures, as each estimator ranks them")
     args = parser.parse_args(argv)
@@ -219,6 +286,8 @@ def main(argv=None) -> None:
         sys.stdout.write(loss_markdown(args.runs, args.reports))
     if args.best_of:
         sys.stdout.write(best_of_markdown(args.runs, args.reports, args.best_of))
+    if args.consensus:
+        sys.stdout.write(consensus_markdown(args.runs, args.reports))
 
 
 if __name__ == "__main__":
