@@ -410,6 +410,7 @@ class RankEstimator:
     lr: Optional[float] = MISSING
     repeats: int = MISSING
     recalibrate_bn: int = MISSING
+    rank_by: str = MISSING
 
 
 @dataclass

@@ -365,9 +365,21 @@ def format_agreement_table(pairs: dict, level: float = 0.95) -> str:
     return "\n".join(lines)
 
 
+def ranked_by_loss(report: dict) -> bool:
+    """Whether the report ranks by the estimator's validation loss (estimator.rank_by=loss)."""
+    return (report.get("estimator") or {}).get("rank_by") == "loss"
+
+
+def ranking_value(report: dict, row: dict) -> float:
+    """What orders a row of the report, higher first: the estimator's score, or its negated validation
+    loss when the report ranks by loss (nan where the estimate failed)."""
+    return -row.get("one_shot_loss", math.nan) if ranked_by_loss(report) else row["one_shot_score"]
+
+
 def format_rank_table(report: dict, markdown: bool = False) -> str:
-    """Per-architecture rows, best estimator score first (a failed estimate last): scores and ranks on both sides."""
-    rows = sorted(report["rows"], key=lambda r: (not math.isfinite(r["one_shot_score"]), -r["one_shot_score"]))
+    """Per-architecture rows, best estimate first (a failed estimate last): estimates and ranks on both sides."""
+    value = {id(r): ranking_value(report, r) for r in report["rows"]}
+    rows = sorted(report["rows"], key=lambda r: (not math.isfinite(value[id(r)]), -value[id(r)]))
     higher = report.get("higher_is_better", True)
     gt = [r["ground_truth_mean"] for r in rows]
     # best trained result first; an architecture whose training failed (nan) comes last
@@ -375,13 +387,16 @@ def format_rank_table(report: dict, markdown: bool = False) -> str:
     gt_rank = {i: rank for rank, i in enumerate(order, start=1)}
     metric = report.get("metric", "metric")
     label = report_label(report)
-    header = [f"{label} rank", f"{label} score", "trained rank", f"trained {metric} (per seed)", "architecture"]
+    by_loss = ranked_by_loss(report)
+    header = [f"{label} rank", f"{label} {'loss' if by_loss else 'score'}", "trained rank",
+              f"trained {metric} (per seed)", "architecture"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if markdown else [
         f"{'1s rank':>7}  {'1s score':>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
     for rank, row in enumerate(rows, start=1):
         genotype = row["genotype"] if len(row["genotype"]) <= 90 else row["genotype"][:87] + "..."
         values = " / ".join(f"{v:.4f}" for v in row["ground_truth"])
-        cells = [rank, f"{row['one_shot_score']:.4f}", gt_rank[rank - 1], values, genotype]
+        estimate = -value[id(row)] if by_loss else value[id(row)]
+        cells = [rank, f"{estimate:.4f}", gt_rank[rank - 1], values, genotype]
         if markdown:
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         else:
@@ -450,8 +465,10 @@ def rank_check_plot(report: dict):
     pairs = report["pairs"]
     shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
     label = report_label(report)
-    panels = [Panel([r["one_shot_score"] for r in rows], [r["ground_truth_mean"] for r in rows],
-                    f"{label} score", f"trained {split} {metric}" +
+    by_loss = ranked_by_loss(report)
+    estimates = [-ranking_value(report, r) if by_loss else r["one_shot_score"] for r in rows]
+    panels = [Panel(estimates, [r["ground_truth_mean"] for r in rows],
+                    f"{label}: validation loss" if by_loss else f"{label} score", f"trained {split} {metric}" +
                     (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),
                     f"{label} vs trained", f"tau {pairs[shot_key]['kendall_tau']:.2f}")]
     names, k = report.get("measurement_names", []), report.get("average", 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -566,7 +567,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             results = train_architectures(train_job, jobs, engine)
         split, metric = truth["split"], task.metric
         table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
-        report = rank_report([s for s, _ in scores], table, task.higher_is_better, stats["top_fraction"],
+        report = rank_report(_ranking(scores, estimator.get("rank_by", "score")), table, task.higher_is_better, stats["top_fraction"],
                              stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"],
                              label)
         cost = cost_summary(results)
@@ -607,14 +608,27 @@ def _estimate(cfg: dict, loop, config: dict, archs: list, batches: int | None, m
     return _trained_estimates(estimator, config, loop, archs, batches, cfg["ground_truth"], device), estimator, text
 
 
+def _ranking(scores: Sequence[tuple[float, dict]], rank_by: str) -> list[float]:
+    """What orders a rank check's architectures, higher first: the estimator's scores, or (rank_by=loss)
+    their negated validation losses; a failed estimate stays nan."""
+    if rank_by == "score":
+        return [score for score, _ in scores]
+    lacking = sum("loss" not in (metrics or {}) and not math.isnan(score) for score, metrics in scores)
+    if lacking:
+        raise UserError(f"estimator.rank_by=loss: {lacking} of {len(scores)} estimates have no validation loss; "
+                        f"use estimator.rank_by=score")
+    return [-metrics["loss"] if "loss" in (metrics or {}) else math.nan for _, metrics in scores]
+
+
 def estimator_label(estimator: dict) -> str:
     """A short name of a rank check's estimator: "one-shot", "inherit, 78 steps", "standalone, 78 steps",
-    "inherit, 20 steps, mean of 2"."""
+    "inherit, 20 steps, mean of 2", "one-shot, ranked by loss"."""
+    by_loss = ", ranked by loss" if estimator.get("rank_by", "score") == "loss" else ""
     if estimator["name"] == "one_shot":
-        return "one-shot"
+        return "one-shot" + by_loss
     repeats, recalibrated = estimator.get("repeats", 1), estimator.get("recalibrate_bn", 0)
     return (f"{estimator['name']}, {estimator['steps']} steps" + (", BN recalibrated" if recalibrated else "")
-            + (f", mean of {repeats}" if repeats > 1 else ""))
+            + (f", mean of {repeats}" if repeats > 1 else "") + by_loss)
 
 
 def estimator_description(estimator: dict, config: dict) -> str:

@@ -228,7 +228,7 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
     assert config["trainer"]["sizes"] == {"channels": 4}
     cfg = {"num_archs": 3, "one_shot": {"bn": "auto"}, "stats": {"top_fraction": 0.2, "level": 0.95},
            "report": "rank_check", "estimator": {"name": "one_shot", "steps": 0, "lr": None, "repeats": 1,
-                                                         "recalibrate_bn": 0},
+                                                         "recalibrate_bn": 0, "rank_by": "score"},
            "ground_truth": {"seeds": [0, 1], "average": 1, "split": "test", "engine": "inline", "workers": 1,
                             "overrides": ["trainer.epochs=3"]}}
     assert rank_check.check_options(cfg) == {"trainer": {"epochs": 3}}
@@ -239,7 +239,7 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
     with pytest.raises(UserError, match="at least 2"):
         rank_check.check_options({**cfg, "num_archs": 1})
     rank_check.check_options({**cfg, "estimator": {"name": "inherit", "steps": 5, "lr": 0.01, "repeats": 2,
-                                                   "recalibrate_bn": 10}})
+                                                   "recalibrate_bn": 10, "rank_by": "loss"}})
     for estimator, error in [({"name": "proxy"}, "choose one_shot, inherit or standalone"),
                              ({"steps": 3}, "train them first with estimator.name=inherit"),
                              ({"name": "standalone"}, "give estimator.steps >= 1"),
@@ -247,7 +247,8 @@ def test_harness_commands_check_their_options_before_training(tmp_path):
                              ({"name": "inherit", "steps": 2, "repeats": 0}, "estimator.repeats=0: inherit"),
                              ({"repeats": 2}, "one_shot scores are deterministic"),
                              ({"recalibrate_bn": 5}, "one_shot.bn=recalibrate"),
-                             ({"name": "inherit", "steps": 2, "recalibrate_bn": -1}, "recalibrate_bn=-1")]:
+                             ({"name": "inherit", "steps": 2, "recalibrate_bn": -1}, "recalibrate_bn=-1"),
+                             ({"rank_by": "acc"}, "estimator.rank_by='acc': choose one of score, loss")]:
         with pytest.raises(UserError, match=error):
             rank_check.check_options({**cfg, "estimator": {**cfg["estimator"], **estimator}})
     for report in ("", "runs/x", ".hidden"):

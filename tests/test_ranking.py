@@ -12,6 +12,7 @@ from torch import nn
 from enas.ranking import (agreement, bn_mode, bootstrap_ci, ceiling_verdict, format_rank_report, format_split_ceilings,
                           kendall_tau, measurements, noise_verdict, one_shot_batches, rank_by_recorded_rewards,
                           rank_report, sample_architectures, spearman_rho, split_ceilings, top_k, top_k_overlap)
+from enas.errors import UserError
 from enas.strategies import build_strategy
 from enas.training import recalibrate_bn
 from tests.helpers import compose_config, run_command
@@ -240,6 +241,36 @@ def test_format_rank_report_has_verdict_figures_and_rows():
         format_rank_report(report, "Rank check")
 
 
+def test_rank_check_ranked_by_loss_orders_by_the_lowest_validation_loss():
+    """estimator.rank_by=loss: the report's tau, its table and its plot use the negated validation loss,
+    where the scores would say the opposite; an estimate without a loss is refused, a failed one stays nan."""
+    from enas import runs
+    from enas.ranking import rank_check_plot
+    scores = [(0.9, {"acc": 0.9, "loss": 2.0}), (0.2, {"acc": 0.2, "loss": 1.0}), (0.5, {"acc": 0.5, "loss": 1.5})]
+    assert runs._ranking(scores, "score") == [0.9, 0.2, 0.5]
+    assert runs._ranking(scores, "loss") == [-2.0, -1.0, -1.5]
+    assert math.isnan(runs._ranking(scores + [(math.nan, {})], "loss")[3])         # a failed estimate
+    with pytest.raises(UserError, match="rank_by=loss: 1 of 2 estimates have no validation loss"):
+        runs._ranking([(0.5, {"acc": 0.5}), (0.4, {"acc": 0.4, "loss": 1.0})], "loss")
+    estimator = {"name": "inherit", "steps": 20, "lr": None, "repeats": 1, "recalibrate_bn": 20, "rank_by": "loss"}
+    assert runs.estimator_label(estimator) == "inherit, 20 steps, BN recalibrated, ranked by loss"
+    assert runs.estimator_label({"name": "one_shot", "rank_by": "loss"}) == "one-shot, ranked by loss"
+    truth = [[0.1, 0.3, 0.2], [0.1, 0.25, 0.3]]
+    report = rank_report(runs._ranking(scores, "loss"), truth, resamples=10, label="one-shot, ranked by loss")
+    assert report["one_shot_tau"] == pytest.approx(rank_report([0.9, 0.2, 0.5], truth, resamples=10)["one_shot_tau"]
+                                                   * -1)      # the losses order the three the other way round
+    report.update(num_archs=3, metric="acc", higher_is_better=True, stats={"level": 0.95, "top_fraction": 0.2},
+                  one_shot={"description": "4 batches"}, estimator={"rank_by": "loss", "label": "one-shot, ranked by loss"},
+                  ground_truth={"description": "test acc", "split": "test", "seeds": [0, 1]},
+                  rows=[{"genotype": g, "one_shot_score": s, "one_shot_loss": m["loss"], "ground_truth": t,
+                         "ground_truth_mean": sum(t) / 2}
+                        for g, (s, m), t in zip("abc", scores, [[0.1, 0.1], [0.3, 0.25], [0.2, 0.3]])])
+    md = format_rank_report(report, "Rank check")
+    assert "| one-shot, ranked by loss rank | one-shot, ranked by loss loss |" in md
+    assert "| 1 | 1.0000 | 1 | 0.3000 / 0.2500 | b |" in md and "| 3 | 2.0000 | 3 | 0.1000 / 0.1000 | a |" in md
+    assert rank_check_plot(report).size[0] > 0
+
+
 @pytest.mark.slow
 def test_rank_check_end_to_end(tmp_path):
     run_dir = tmp_path / "search"
@@ -268,7 +299,7 @@ def test_rank_check_end_to_end(tmp_path):
     assert "one pass over the training data" not in out
     inherit = json.loads((run_dir / "rank_check_inherit.json").read_text())
     assert inherit["estimator"] == {"name": "inherit", "steps": 2, "lr": None, "repeats": 1, "recalibrate_bn": 0,
-                                    "label": "inherit, 2 steps"}
+                                    "rank_by": "score", "label": "inherit, 2 steps"}
     assert "the supernet's weights, then 2 training steps" in inherit["one_shot"]["description"]
     assert inherit["one_shot"]["seconds"] > 0 and " s for all)" in (run_dir / "rank_check_inherit.md").read_text()
     assert [r["ground_truth"] for r in inherit["rows"]] == [r["ground_truth"] for r in report["rows"]]
@@ -277,6 +308,14 @@ def test_rank_check_end_to_end(tmp_path):
     assert "![scatter](rank_check_inherit.png)" in (run_dir / "rank_check_inherit.md").read_text()
     assert (run_dir / "rank_check_inherit.png").read_bytes()[:8] == PNG_SIGNATURE
     assert json.loads((run_dir / "rank_check.json").read_text())["rows"] == report["rows"]   # untouched
+    # the one-shot estimates ranked by their validation loss: the same rows, tau of the negated losses
+    out = run_command("enas-rank-check", *args, "estimator.rank_by=loss", "report=rank_check_loss").stdout
+    by_loss = json.loads((run_dir / "rank_check_loss.json").read_text())
+    assert "networks from scratch" not in out and "one-shot, ranked by loss tau" in out
+    assert by_loss["rows"] == report["rows"] and by_loss["estimator"]["rank_by"] == "loss"
+    runs = [[r["ground_truth"][seed] for r in report["rows"]] for seed in (0, 1)]
+    expected = rank_report([-r["one_shot_loss"] for r in report["rows"]], runs, resamples=10)["one_shot_tau"]
+    assert by_loss["one_shot_tau"] == pytest.approx(expected, nan_ok=True)
 
 
 def test_trained_estimators_are_the_search_evaluators_on_the_ground_truth_recipe(monkeypatch):

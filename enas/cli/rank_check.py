@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from enas.cli.common import check_run_dir_argument, enas_main, plain, user_errors
 from enas.cli.harness import check_average, check_engine, check_seeds, check_split, parse_overrides
 from enas.evaluators import EVALUATORS
-from enas.runs import run_rank_check
+from enas.runs import DERIVE_RANK_BY, run_rank_check
 from enas.utils import UserError
 
 
@@ -51,7 +51,7 @@ def check_options(cfg: dict) -> dict:
 
 def check_estimator(estimator: dict) -> None:
     """estimator.name is one_shot (no steps, one score) or inherit / standalone with steps >= 1,
-    lr > 0, repeats >= 1 and recalibrate_bn >= 0."""
+    lr > 0, repeats >= 1 and recalibrate_bn >= 0; rank_by is score or loss."""
     name, steps, lr, repeats = estimator["name"], estimator["steps"], estimator["lr"], estimator["repeats"]
     if name not in EVALUATORS:          # the search evaluators of the same names score the architectures
         raise UserError(f"estimator.name={name!r}: choose one_shot, inherit or standalone")
@@ -65,6 +65,9 @@ def check_estimator(estimator: dict) -> None:
     if repeats < 1 or (name == "one_shot" and repeats != 1):
         raise UserError(f"estimator.repeats={repeats}: inherit / standalone average repeats >= 1 differently "
                         f"seeded trainings; one_shot scores are deterministic (repeats=1)")
+    if estimator["rank_by"] not in DERIVE_RANK_BY:
+        raise UserError(f"estimator.rank_by={estimator['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)} "
+                        f"(the estimator's score, or its validation loss)")
     batches = estimator["recalibrate_bn"]
     if batches < 0 or (name == "one_shot" and batches):
         raise UserError(f"estimator.recalibrate_bn={batches}: a number of training batches >= 0 for inherit / "

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from enas.quality import percentile
-from enas.ranking import kendall_tau, measurements, report_label
+from enas.ranking import kendall_tau, measurements, ranking_value, report_label
 from experiments.search_quality.table import mean_sd
 
 RUN = re.compile(r"^(?P<strategy>.+)_s(?P<seed>\d+)$")
@@ -68,9 +68,10 @@ def _figure(report: dict, key: str) -> float:
 
 def top_pick_percentile(report: dict) -> float:
     """The ground-truth percentile (the harness's `percentile`: 0-100, ties half) among the other
-    architectures of the one the estimator scores highest."""
+    architectures of the one the estimator ranks first (highest score, or lowest loss where the report
+    ranks by loss)."""
     rows = [r for r in report["rows"] if r["ground_truth_mean"] == r["ground_truth_mean"]]    # no nan
-    pick = max(rows, key=lambda r: r["one_shot_score"])
+    pick = max(rows, key=lambda r: ranking_value(report, r))
     others = [r["ground_truth_mean"] for r in rows if r is not pick]
     return percentile(pick["ground_truth_mean"], others, report.get("higher_is_better", True))
 
@@ -180,7 +181,7 @@ def summary_rows(runs: str, reports: list[str]) -> list[dict]:
             ceilings = [r["noise_ceiling_tau"] for r in found]
             seconds = [r["one_shot"]["seconds"] / r["num_archs"] for r in found if "seconds" in r["one_shot"]]
             label = report_label(found[0])
-            scores = [[row["one_shot_score"] for row in r["rows"]] for r in found]
+            scores = [[ranking_value(r, row) for row in r["rows"]] for r in found]
             rows.append({"report": report, "estimator": label, "strategy": strategy,
                          "seeds": sorted(seed for s, seed in by_run if s == strategy), "taus": taus,
                          "ceiling": statistics.fmean(ceilings), "num_archs": found[0]["num_archs"],
