@@ -632,8 +632,10 @@ def test_consensus_of_supernets_averages_their_ranks_against_each_measurement(tm
             "num_archs": 3, "one_shot": {}, "measurement_names": ["m1"], "pairs": {"one-shot vs m1": figures}}))
     main([str(tmp_path), "check", "--consensus"])
     out = capsys.readouterr().out.split("Noise or bias?")[1]
-    assert f"| one-shot (check) | 2 | score | 0.67 | 1: 0.67, 2: {2 / math.sqrt(6):.2f} | {2 / math.sqrt(6):.2f} |" in out
-    assert "| one-shot (check) | 2 | loss |" in out
+    both = 2 / math.sqrt(6)
+    assert f"| one-shot (check) | all | 2 supernets | score | 0.67 ± 0.00 | 1: 0.67, 2: {both:.2f} | {both:.2f} |" in out
+    assert "| one-shot (check) | random | 1 | score | 0.67 | 1: 0.67 | 0.67 |" in out
+    assert "| one-shot (check) | reinforce | 0 | loss | 0.67 | 1: 0.67 | 0.67 |" in out
 
 
 def test_picks_table_places_each_estimators_pick_and_pairs_them(tmp_path, capsys):

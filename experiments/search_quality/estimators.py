@@ -150,23 +150,27 @@ def consensus_curve(found: list[dict], by_loss: bool = False, subsets: int = 200
 
 
 def consensus_markdown(runs: str, reports: list[str]) -> str:
-    """Per report: the consensus tau of k of its supernets (every strategy together) as k grows, by
+    """Per report and strategy of the supernets' searches (and all of them): each supernet's tau (the
+    reports' convention: mean over measurements) and the consensus tau of k of them as k grows, by
     score and, where the rows keep it, by loss."""
     lines = ["", "Noise or bias? Kendall tau with the ground truth of the consensus of k supernets (each "
              "architecture's mean rank over their scores; mean over k-subsets)", "",
-             "| estimator (report) | supernets | ranked by | k = 1 (a single supernet) | consensus tau as k grows | "
-             "all |", "|---|---|---|---|---|---|"]
+             "| estimator (report) | supernets of | seeds | ranked by | a single supernet (mean ± sd) | "
+             "consensus tau as k grows | all |", "|---|---|---|---|---|---|---|"]
     for report in reports:
         by_run = load_reports(runs, report)
-        if not by_run:
-            continue
-        found = [by_run[key] for key in sorted(by_run)]
-        with_loss = all("one_shot_loss" in row for r in found for row in r["rows"])
-        for by_loss in (False, True) if with_loss else (False,):
-            curve = consensus_curve(found, by_loss)
-            lines.append(f"| {report_label(found[0])} ({report}) | {len(found)} | {'loss' if by_loss else 'score'} | "
-                         f"{curve[1]:.2f} | {', '.join(f'{k}: {t:.2f}' for k, t in curve.items())} | "
-                         f"{curve[len(found)]:.2f} |")
+        strategies = sorted({s for s, _ in by_run})
+        for strategy in strategies + (["all"] if len(strategies) > 1 else []):
+            keys = [key for key in sorted(by_run) if strategy in (key[0], "all")]
+            found = [by_run[key] for key in keys]
+            seeds = ",".join(str(seed) for _, seed in keys) if strategy != "all" else f"{len(keys)} supernets"
+            with_loss = all("one_shot_loss" in row for r in found for row in r["rows"])
+            for by_loss in (False, True) if with_loss else (False,):
+                single = [consensus_tau([r], by_loss) for r in found]
+                curve = consensus_curve(found, by_loss)
+                lines.append(f"| {report_label(found[0])} ({report}) | {strategy} | {seeds} | "
+                             f"{'loss' if by_loss else 'score'} | {mean_sd(single)} | "
+                             f"{', '.join(f'{k}: {t:.2f}' for k, t in curve.items())} | {curve[len(found)]:.2f} |")
     return "\n".join(lines) + "\n"
 
 
