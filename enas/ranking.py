@@ -390,8 +390,9 @@ def format_rank_table(report: dict, markdown: bool = False) -> str:
     by_loss = ranked_by_loss(report)
     header = [f"{label} rank", f"{label} {'loss' if by_loss else 'score'}", "trained rank",
               f"trained {metric} (per seed)", "architecture"]
+    estimate_name = "1s loss" if by_loss else "1s score"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if markdown else [
-        f"{'1s rank':>7}  {'1s score':>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
+        f"{'1s rank':>7}  {estimate_name:>9}  {'tr rank':>7}  {'trained ' + metric:>20}  architecture"]
     for rank, row in enumerate(rows, start=1):
         genotype = row["genotype"] if len(row["genotype"]) <= 90 else row["genotype"][:87] + "..."
         values = " / ".join(f"{v:.4f}" for v in row["ground_truth"])

@@ -206,8 +206,9 @@ DERIVE_ADDED = {"estimator": "search", "steps": None, "lr": None, "workers": Non
                 "rank_by": "score", "finalists": 0, "finalist_epochs": 1}
 #: What derive.estimator may name: the search's own estimator, or one of the supernet's.
 DERIVE_ESTIMATORS = ("search", "one_shot", "inherit")
-#: What derive.rank_by may name: the estimator's score (the search's reward), or the validation loss.
-DERIVE_RANK_BY = ("score", "loss")
+#: What derive.rank_by and rank_check.estimator.rank_by may name: the estimator's score (the search's
+#: reward), or the validation loss.
+RANK_BY = ("score", "loss")
 
 
 def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
@@ -227,8 +228,8 @@ def _rank(loop, options: dict, device_option: str, device) -> tuple[list, str]:
 def check_derive_options(options: dict) -> None:
     """A known derive.rank_by, derive.finalists >= 0 and derive.finalist_epochs >= 1, or a
     UserError naming the bad value (the estimator is checked where it is resolved)."""
-    if options["rank_by"] not in DERIVE_RANK_BY:
-        raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)}")
+    if options["rank_by"] not in RANK_BY:
+        raise UserError(f"derive.rank_by={options['rank_by']!r}: choose one of {', '.join(RANK_BY)}")
     if options["finalists"] < 0:
         raise UserError(f"derive.finalists={options['finalists']}: the number of best candidates trained from "
                         f"scratch before the pick, >= 0 (0: none)")
@@ -567,9 +568,9 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             results = train_architectures(train_job, jobs, engine)
         split, metric = truth["split"], task.metric
         table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
-        report = rank_report(_ranking(scores, estimator.get("rank_by", "score")), table, task.higher_is_better, stats["top_fraction"],
-                             stats["bootstrap"], stats["level"], cfg["seed"], stats["noise_floor"], truth["average"],
-                             label)
+        ranking = _ranking(scores, estimator.get("rank_by", "score"))
+        report = rank_report(ranking, table, task.higher_is_better, stats["top_fraction"], stats["bootstrap"],
+                             stats["level"], cfg["seed"], stats["noise_floor"], truth["average"], label)
         cost = cost_summary(results)
         report.update(
             num_archs=len(archs), metric=metric, higher_is_better=task.higher_is_better,

@@ -15,7 +15,7 @@ import torch
 
 from enas.build import build_search, build_training
 from enas.cli.common import CONFIG_DIR
-from enas.runs import DERIVE_ADDED, DERIVE_RANK_BY, check_derive_options, derive_estimator, derive_inherit_options
+from enas.runs import DERIVE_ADDED, RANK_BY, check_derive_options, derive_estimator, derive_inherit_options
 from enas.strategies.base import uniform_architecture
 from tests.helpers import compose_config
 
@@ -61,7 +61,7 @@ def test_preset_builds_every_object(preset, tmp_path):
     # the preset's derive: a known estimator and ranking, inherit steps where it trains candidates,
     # a valid final round
     derive = {**DERIVE_ADDED, **cfg["derive"]}
-    assert derive["rank_by"] in DERIVE_RANK_BY
+    assert derive["rank_by"] in RANK_BY
     check_derive_options(derive)
     if derive_estimator(loop, derive["estimator"]) == "inherit":
         assert derive_inherit_options(cfg, derive)["steps_per_epoch"] >= 1

@@ -633,7 +633,8 @@ def test_consensus_of_supernets_averages_their_ranks_against_each_measurement(tm
     main([str(tmp_path), "check", "--consensus"])
     out = capsys.readouterr().out.split("Noise or bias?")[1]
     both = 2 / math.sqrt(6)
-    assert f"| one-shot (check) | all | 2 supernets | score | 0.67 ± 0.00 | 1: 0.67, 2: {both:.2f} | {both:.2f} |" in out
+    assert (f"| one-shot (check) | all | 2 supernets | score | 0.67 ± 0.00 | 1: 0.67, 2: {both:.2f} | "
+            f"{both:.2f} |") in out
     assert "| one-shot (check) | random | 1 | score | 0.67 | 1: 0.67 | 0.67 |" in out
     assert "| one-shot (check) | reinforce | 0 | loss | 0.67 | 1: 0.67 | 0.67 |" in out
 

@@ -260,7 +260,8 @@ def test_rank_check_ranked_by_loss_orders_by_the_lowest_validation_loss():
     assert report["one_shot_tau"] == pytest.approx(rank_report([0.9, 0.2, 0.5], truth, resamples=10)["one_shot_tau"]
                                                    * -1)      # the losses order the three the other way round
     report.update(num_archs=3, metric="acc", higher_is_better=True, stats={"level": 0.95, "top_fraction": 0.2},
-                  one_shot={"description": "4 batches"}, estimator={"rank_by": "loss", "label": "one-shot, ranked by loss"},
+                  one_shot={"description": "4 batches"},
+                  estimator={"rank_by": "loss", "label": "one-shot, ranked by loss"},
                   ground_truth={"description": "test acc", "split": "test", "seeds": [0, 1]},
                   rows=[{"genotype": g, "one_shot_score": s, "one_shot_loss": m["loss"], "ground_truth": t,
                          "ground_truth_mean": sum(t) / 2}

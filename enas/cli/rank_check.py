@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from enas.cli.common import check_run_dir_argument, enas_main, plain, user_errors
 from enas.cli.harness import check_average, check_engine, check_seeds, check_split, parse_overrides
 from enas.evaluators import EVALUATORS
-from enas.runs import DERIVE_RANK_BY, run_rank_check
+from enas.runs import RANK_BY, run_rank_check
 from enas.utils import UserError
 
 
@@ -65,8 +65,8 @@ def check_estimator(estimator: dict) -> None:
     if repeats < 1 or (name == "one_shot" and repeats != 1):
         raise UserError(f"estimator.repeats={repeats}: inherit / standalone average repeats >= 1 differently "
                         f"seeded trainings; one_shot scores are deterministic (repeats=1)")
-    if estimator["rank_by"] not in DERIVE_RANK_BY:
-        raise UserError(f"estimator.rank_by={estimator['rank_by']!r}: choose one of {', '.join(DERIVE_RANK_BY)} "
+    if estimator["rank_by"] not in RANK_BY:
+        raise UserError(f"estimator.rank_by={estimator['rank_by']!r}: choose one of {', '.join(RANK_BY)} "
                         f"(the estimator's score, or its validation loss)")
     batches = estimator["recalibrate_bn"]
     if batches < 0 or (name == "one_shot" and batches):

@@ -279,7 +279,8 @@ def main(argv=None) -> None:
                         help="paired tau difference of two reports (default: each inherit<k> with standalone<k>)")
     parser.add_argument("--loss", action="store_true", help="also rank each estimate by its validation loss")
     parser.add_argument("--consensus", action="store_true",
-                        help="tau of the consensus of k supernets as k grows: noise that averages out, or a shared bias")
+                        help="tau of the consensus of k supernets as k grows: noise that averages out, "
+                             "or a shared bias")
     parser.add_argument("--best-of", type=int, action="append", default=[], metavar="K",
                         help="expected percentile of the best of K random pool architectures, as each estimator ranks them")
     args = parser.parse_args(argv)
