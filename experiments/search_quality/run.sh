@@ -18,6 +18,9 @@ mkdir -p "$OUT"
 # Every step below ran before `controller.entropy_mode` existed, with the entropy term in the loss;
 # the paper presets now add the bonus to the reward (the official form), so OLD keeps the runs as run.
 OLD=(controller.entropy_mode=loss)
+# The micro searches of steps 10-15 derived with the shared weights, the quality_cifar_micro preset's
+# derive until section 9 (now 20 inherited steps ranked by loss); MOLD keeps their derive as run.
+MOLD=(derive.estimator=search derive.steps=null derive.recalibrate_bn=null derive.rank_by=score)
 TASK=(experiment=quality_cifar_macro data.path=$CIFAR "${OLD[@]}")
 POOL=(num_random=12 'train_seeds=[0,1,2,3,4,5]' average=3)
 
@@ -354,7 +357,7 @@ T='%e s wall, %U s user, %S s system'
 #     seen on the 2,000 validation images), rank-checked on the pool's 12 architectures and placed
 #     among them. The supernet settings leave the ground-truth network official (trainer.sizes).
 M=$OUT/micro
-MTASK=(experiment=quality_cifar_micro data.path=$CIFAR "${OLD[@]}" trainer.epochs=3)   # steps 10-11: 3 epochs
+MTASK=(experiment=quality_cifar_micro data.path=$CIFAR "${OLD[@]}" "${MOLD[@]}" trainer.epochs=3)   # steps 10-11: 3 epochs
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1]' workers=1 out_dir=$M/pool
 mkdir -p $M/pool4 && ln -sfn "$(realpath $M/pool/random)" $M/pool4/random      # the 24 trainings reused
 $BIN/enas-beats-random "${MTASK[@]}" 'seeds=[]' num_random=12 'train_seeds=[0,1,2,3]' average=2 workers=1 \
@@ -483,7 +486,7 @@ for name in before_fixes warmup fair variance_reduction no_prior reward_batches 
 for seed in 0 1 2; do micro_e6 no_prior_fast reinforce $seed; done
 FAIR=(search.fair_sampling=true search.omega_steps=16)
 FEW=(search.few_shot.decision=normal_node0_op_a search.few_shot.split_epoch=3)
-STASK=("${E6[@]}" "${OLD[@]}")                         # the 6-epoch preset, entropy form pinned as before
+STASK=("${E6[@]}" "${OLD[@]}" "${MOLD[@]}")                      # the 6-epoch preset, entropy form pinned as before
 search_e6() { search_derive "$@"; micro_e6 $1 $2 $3; }  # name strategy seed [overrides...]: then micro_e6
 for seed in 1 2; do search_e6 fair reinforce $seed "${FAIR[@]}"; search_e6 few_shot reinforce $seed "${FEW[@]}"; done
 for seed in 0 1 2; do search_e6 few_shot random $seed "${FEW[@]}"; done
@@ -527,3 +530,54 @@ S8=($M/runs/few_shot_learns/reinforce-seed{0,1,2}/search $M/runs/few_shot_prior/
     $M/runs/reward_batches/reinforce-seed{0,1,2}/search)
 $BIN/python -m experiments.search_quality.entropy_curve "${S8[@]}" --names few_shot_learns/reinforce-seed{0,1,2} \
     few_shot_prior/reinforce-seed{0,1,2} reward_batches/reinforce-seed{0,1,2} > experiments/search_quality/entropy_micro_s8.md
+
+# 15. Fourteenth session (section 9): seeds 1-2 of the two section-3 options that had one seed against
+#     the 6-epoch pool (variance reduction, warm-up; the settings before the fidelity fixes dropped for
+#     time); the inherited estimate (20 steps, BN recalibrated) rank-checked on 12 supernets of four
+#     settings it had not seen (learns, 4 batches per reward, variance reduction, FairNAS: a held-out
+#     test of ranking by loss), and once with estimator.rank_by=loss (main REINFORCE seed 0: the
+#     command gives the figure the tables compute from the rows); the main REINFORCE supernets derived
+#     with that estimate ranked by loss (each on a copy of its checkpoint), the picks placed in the
+#     pool; the consensus tables (noise or bias?).
+VR=(controller.baseline=batch_mean evaluator.options.shared_batches=true)
+for seed in 1 2; do
+    search_e6 variance_reduction reinforce $seed "${VR[@]}"
+    search_e6 warmup reinforce $seed search.warmup_epochs=3
+done
+mkdir -p $M/est_heldout
+for name in learns reward_batches variance_reduction fair; do
+    for s in 0 1 2; do
+        ln -sfn $M/runs/$name/reinforce-seed$s/search $M/est_heldout/${name}_s$s
+        rank_e6 $M/est_heldout/${name}_s$s rank_check_e6_inherit20bn "${INH[@]}"
+    done
+done
+rank_e6 $M/runs/main/reinforce-seed0/search rank_check_e6_inherit20bn_loss "${INH[@]}" estimator.rank_by=loss
+$BIN/python -m experiments.search_quality.estimators $M/est_heldout rank_check_e6 rank_check_e6_inherit20bn --consensus \
+    --loss > experiments/search_quality/estimators_heldout.md
+$BIN/python -m experiments.search_quality.estimators $M/est_main rank_check_e6 rank_check_e6_inherit20bn --consensus \
+    > experiments/search_quality/consensus_main.md
+mkdir -p $M/est_all                       # every supernet rank-checked against the 6-epoch pool
+for run in $M/runs/*/*-seed?/search; do
+    [ -f $run/rank_check_e6.json ] || continue
+    setting=$(basename $(dirname $(dirname $run))) folder=$(basename $(dirname $run))
+    ln -sfn $run $M/est_all/${setting}_${folder%-seed*}_s${folder##*-seed}
+done
+$BIN/python -m experiments.search_quality.estimators $M/est_all rank_check_e6 --consensus \
+    > experiments/search_quality/consensus_all.md
+PM=$M/picks_main                          # <search>_s<seed>/pick_<estimator>/arch.json, as picks.py reads them
+for s in 0 1 2 3; do
+    run=$M/runs/main/reinforce-seed$s/search copy=$PM/reinforce_s$s/copy
+    mkdir -p $PM/reinforce_s$s/pick_one_shot $copy && cp $run/arch.json $PM/reinforce_s$s/pick_one_shot/
+    cp $run/checkpoint.pt $run/checkpoint.index.json $copy/
+    pick $copy inherit20bn_loss estimator=inherit steps=20 recalibrate_bn=20 workers=1 rank_by=loss
+    mv $copy/pick_inherit20bn_loss $PM/reinforce_s$s/
+    for p in one_shot inherit20bn_loss; do
+        $BIN/python -m experiments.search_quality.place_derived $M/pool_e6 $PM/reinforce_s$s/pick_$p --seeds 0,1,2,3 \
+            --average 2 --workers 1 >> $PM/placed.jsonl
+    done
+done
+$BIN/python -m experiments.search_quality.picks $PM/placed.jsonl --baseline one_shot > experiments/search_quality/picks_micro.md
+VERSUS+=(--versus variance_reduction/reinforce:main/random --versus warmup/reinforce:main/random)
+$BIN/python -m experiments.search_quality.table $M/runse6 --checks rank_check_e6.json "${VERSUS[@]}" \
+    > experiments/search_quality/table_micro_e6.md
+cat $M/runse6/*/placed.jsonl > experiments/search_quality/placed_micro_e6.jsonl
