@@ -618,6 +618,11 @@ def test_consensus_of_supernets_averages_their_ranks_against_each_measurement(tm
     assert consensus_tau([first], by_loss=True) == pytest.approx(2 / 3)      # -loss orders a < c < b
     assert consensus_curve([first, second]) == pytest.approx({1: 2 / 3, 2: 2 / math.sqrt(6)})
     assert list(consensus_curve([first] * 5, subsets=3)) == [1, 2, 4, 5]   # drawn subsets where there are more
+    failed = report((1, math.nan, 3))                   # b's estimate failed: tau over a and c (both agree)
+    assert consensus_tau([failed, second]) == pytest.approx(1.0)
+    untrained = report((1, 2, 3))
+    untrained["rows"][1]["ground_truth"] = [math.nan, 0.5, 0.35, 0.35]   # b's first training failed
+    assert consensus_tau([untrained]) == pytest.approx(1.0)
     other = report((1, 2, 3))
     other["rows"][0]["choices"] = [7]
     with pytest.raises(ValueError, match="rank different architectures"):

@@ -117,7 +117,8 @@ def consensus_tau(found: list[dict], by_loss: bool = False) -> float:
     """Kendall tau with the ground truth of the reports' consensus: each architecture's mean rank over
     the reports' scores (or over their negated losses), against each measurement of the ground truth as
     the reports group it (`average` trainings), mean over the measurements as `one_shot_tau` is.
-    The reports must rank the same architectures."""
+    The reports must rank the same architectures; one whose estimate failed in any report, or whose
+    training failed, is left out."""
     keyed = [{tuple(row["choices"]): row for row in r["rows"]} for r in found]
     if any(set(k) != set(keyed[0]) for k in keyed):
         raise ValueError(f"{found[0].get('run_dir', 'a report')} and the others rank different architectures: "
@@ -126,10 +127,12 @@ def consensus_tau(found: list[dict], by_loss: bool = False) -> float:
     rank_sum = np.zeros(len(archs))
     for rows in keyed:
         values = [-rows[a]["one_shot_loss"] if by_loss else rows[a]["one_shot_score"] for a in archs]
-        rank_sum += rankdata(values)
-    runs = [list(t) for t in zip(*(keyed[0][a]["ground_truth"] for a in archs))]   # one list per training
+        rank_sum += rankdata(values, nan_policy="omit")     # a failed estimate: a nan rank
+    kept = [i for i, a in enumerate(archs)       # as the reports: a nan on either side leaves a cell out
+            if np.isfinite(rank_sum[i]) and np.isfinite(keyed[0][a]["ground_truth"]).all()]
+    runs = [list(t) for t in zip(*(keyed[0][archs[i]]["ground_truth"] for i in kept))]   # one list per training
     measured, _ = measurements(runs, found[0].get("average", 1))
-    return statistics.fmean(kendall_tau(rank_sum, m) for m in measured)
+    return statistics.fmean(kendall_tau(rank_sum[kept], m) for m in measured)
 
 
 def consensus_curve(found: list[dict], by_loss: bool = False, subsets: int = 200, seed: int = 0) -> dict[int, float]:
