@@ -396,7 +396,7 @@ def format_rank_table(report: dict, markdown: bool = False) -> str:
     for rank, row in enumerate(rows, start=1):
         genotype = row["genotype"] if len(row["genotype"]) <= 90 else row["genotype"][:87] + "..."
         values = " / ".join(f"{v:.4f}" for v in row["ground_truth"])
-        estimate = -value[id(row)] if by_loss else value[id(row)]
+        estimate = row.get("one_shot_loss", math.nan) if by_loss else row["one_shot_score"]
         cells = [rank, f"{estimate:.4f}", gt_rank[rank - 1], values, genotype]
         if markdown:
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -467,7 +467,7 @@ def rank_check_plot(report: dict):
     shot_key = "one-shot vs mean of runs" if "one-shot vs mean of runs" in pairs else "one-shot vs run 1"
     label = report_label(report)
     by_loss = ranked_by_loss(report)
-    estimates = [-ranking_value(report, r) if by_loss else r["one_shot_score"] for r in rows]
+    estimates = [r.get("one_shot_loss", math.nan) if by_loss else r["one_shot_score"] for r in rows]
     panels = [Panel(estimates, [r["ground_truth_mean"] for r in rows],
                     f"{label}: validation loss" if by_loss else f"{label} score", f"trained {split} {metric}" +
                     (" (mean of seeds)" if len(report["ground_truth"]["seeds"]) > 1 else ""),

@@ -568,7 +568,7 @@ def run_rank_check(cfg: dict, changes: dict | None = None) -> dict:
             results = train_architectures(train_job, jobs, engine)
         split, metric = truth["split"], task.metric
         table = values_by_seed(results, truth["seeds"], len(archs), split, metric)
-        ranking = _ranking(scores, estimator.get("rank_by", "score"))
+        ranking = _ranking(scores, estimator["rank_by"])
         report = rank_report(ranking, table, task.higher_is_better, stats["top_fraction"], stats["bootstrap"],
                              stats["level"], cfg["seed"], stats["noise_floor"], truth["average"], label)
         cost = cost_summary(results)
